@@ -1,0 +1,1 @@
+"""Composition and HTTP: settings, the database, the FastAPI app, the CLI."""

@@ -1,0 +1,117 @@
+"""The simulated phones, for the zero-setup demo: see the pages, and accept one as its staff
+member would by pressing 1. Only present while the simulated provider is in use."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from app.deps import ContainerDep, DbDep, NowDep, StaffOrAdmin
+from providers.base import DeliveryState, DeliveryUpdate
+from routing.errors import NotFound
+from routing.page import service as page_service
+from routing.page.models import Page
+from routing.report import service as report_service
+from routing.report.models import Report
+from routing.report.schemas import ReportRead
+from routing.staff.models import Staff
+
+router = APIRouter(prefix="/v1/simulator", tags=["simulator"])
+
+
+class SimulatedPage(BaseModel):
+    id: int
+    report_id: str
+    reference: str
+    staff_id: str
+    staff_name: str
+    channel: str
+    state: str
+    step: int
+    created_at: datetime
+
+
+def _require_simulator(container: ContainerDep) -> None:
+    if container.simulator is None:
+        raise NotFound("the simulated phones are not in use")
+
+
+@router.get("/pages", response_model=list[SimulatedPage])
+async def list_simulated_pages(
+    _: StaffOrAdmin, container: ContainerDep, db: DbDep, limit: int = 50
+) -> list[SimulatedPage]:
+    """The most recent pages the simulated phones received."""
+    _require_simulator(container)
+    async with db() as session:
+        rows = (
+            await session.execute(
+                select(Page, Staff.name, Report.reference)
+                .join(Staff, Staff.id == Page.staff_id)
+                .join(Report, Report.id == Page.report_id)
+                .order_by(Page.id.desc())
+                .limit(max(1, min(limit, 500)))
+            )
+        ).all()
+    return [
+        SimulatedPage(
+            id=p.id,
+            report_id=p.report_id,
+            reference=ref,
+            staff_id=p.staff_id,
+            staff_name=name,
+            channel=p.channel,
+            state=p.state,
+            step=p.step_no,
+            created_at=p.created_at,
+        )
+        for p, name, ref in rows
+    ]
+
+
+@router.post("/pages/{page_id}/accept", response_model=ReportRead)
+async def accept_simulated_page(
+    page_id: int, _: StaffOrAdmin, container: ContainerDep, db: DbDep, now: NowDep
+) -> ReportRead:
+    """The paged staff member presses 1: they accept the report, as on a real call."""
+    _require_simulator(container)
+    async with db.begin() as session:
+        page = await session.get(Page, page_id)
+        if page is None:
+            raise NotFound("no such page", field="page_id")
+        report = await report_service.acknowledge(
+            session,
+            report_id=page.report_id,
+            staff_id=page.staff_id,
+            now=now,
+            how=f"simulated {page.channel}",
+        )
+        view = await report_service.view(session, report)
+    container.engine.trigger()
+    return view
+
+
+@router.post("/pages/{page_id}/miss", response_model=ReportRead)
+async def miss_simulated_page(
+    page_id: int, _: StaffOrAdmin, container: ContainerDep, db: DbDep, now: NowDep
+) -> ReportRead:
+    """The paged staff member does not answer: the page fails and the chain moves on at once."""
+    _require_simulator(container)
+    async with db.begin() as session:
+        page = await session.get(Page, page_id)
+        if page is None:
+            raise NotFound("no such page", field="page_id")
+        if page.external_id:
+            await page_service.apply_delivery_update(
+                session,
+                page_id=page_id,
+                now=now,
+                update_=DeliveryUpdate(
+                    page.external_id, DeliveryState.FAILED, "no answer (simulated)"
+                ),
+            )
+        view = await report_service.view(session, await report_service.get(session, page.report_id))
+    container.engine.trigger()
+    return view

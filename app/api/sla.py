@@ -1,0 +1,32 @@
+"""The verdict on the promise over a period."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from pydantic import AwareDatetime
+
+from app.deps import DbDep, StaffOrAdmin
+from routing import sla
+from routing.errors import ValidationFailed
+
+router = APIRouter(prefix="/v1/sla", tags=["sla"])
+
+
+@router.get("", response_model=sla.SlaSummary)
+async def read_sla(
+    _: StaffOrAdmin,
+    db: DbDep,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+) -> sla.SlaSummary:
+    """Reports received in [since, until): met, missed, open, and time to accept."""
+    if since is not None and until is not None and until <= since:
+        raise ValidationFailed("until must be after since", field="until")
+    async with db() as session:
+        return await sla.summarize(session, since=_utc(since), until=_utc(until))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value else None

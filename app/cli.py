@@ -1,0 +1,179 @@
+"""The `sos-router` command: serve, worker, migrate, token create, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from app import migrate
+from app.settings import Settings
+
+log = logging.getLogger("sos_router")
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def _seed_if_empty(settings: Settings) -> None:
+    from app.db import create_engine, create_sessionmaker
+    from app.seed import is_empty, seed_demo
+    from routing.clock import SystemClock
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            if not await is_empty(session):
+                return
+            rota = await seed_demo(session, now=SystemClock().now())
+    finally:
+        await engine.dispose()
+    print(
+        "\nEmpty database: seeded the DEMO rota (3 demo staff, chain "
+        f"'{rota.chain.name}'), paging the simulated phones."
+    )
+    print("Demo tokens (shown once; use as 'Authorization: Bearer <token>'):")
+    for role, token in rota.tokens.items():
+        print(f"  {role:<32} {token}")
+    print()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.container import build
+    from app.main import create_app
+
+    settings = Settings()
+    _logging(settings)
+    migrate.upgrade(settings.database_url)
+    if settings.seed_demo:
+        asyncio.run(_seed_if_empty(settings))
+    app = create_app(build(settings))
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+async def _run_worker(settings: Settings) -> None:
+    from app.container import build
+
+    container = build(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, container.engine.stop)
+    try:
+        await container.engine.run_forever()
+    finally:
+        await container.close()
+
+
+def cmd_worker(_: argparse.Namespace) -> int:
+    settings = Settings()
+    _logging(settings)
+    asyncio.run(_run_worker(settings))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = Settings()
+    if args.downgrade:
+        migrate.downgrade(settings.database_url, args.downgrade)
+    else:
+        migrate.upgrade(settings.database_url, args.revision)
+    print(f"database at revision {args.downgrade or args.revision}")
+    return 0
+
+
+async def _create_token(settings: Settings, args: argparse.Namespace) -> str:
+    from app.db import create_engine, create_sessionmaker
+    from routing.auth import service as auth_service
+    from routing.clock import SystemClock
+    from routing.types import Role
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            secret, _ = await auth_service.create(
+                session,
+                role=Role(args.role),
+                staff_id=args.staff_id,
+                name=args.name or "",
+                now=SystemClock().now(),
+            )
+    finally:
+        await engine.dispose()
+    return secret
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from routing.errors import ValidationFailed
+
+    settings = Settings()
+    migrate.upgrade(settings.database_url)
+    try:
+        print(asyncio.run(_create_token(settings, args)))
+    except ValidationFailed as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app import demo
+
+    logging.basicConfig(level=logging.WARNING)
+    return demo.main(args.database_url)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sos-router", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API and the escalation engine")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run only the escalation engine")
+    worker.set_defaults(func=cmd_worker)
+
+    mig = sub.add_parser("migrate", help="upgrade (or downgrade) the database schema")
+    mig.add_argument("--revision", default="head")
+    mig.add_argument("--downgrade", metavar="REVISION", default=None)
+    mig.set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="manage API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it (shown once)")
+    create.add_argument("--role", required=True, choices=["app", "staff", "admin"])
+    create.add_argument("--staff-id", default=None)
+    create.add_argument("--name", default=None)
+    create.set_defaults(func=cmd_token_create)
+
+    demo = sub.add_parser("demo", help="run one simulated emergency end to end")
+    demo.add_argument(
+        "--database-url",
+        default=None,
+        help="run on this database instead of a throwaway SQLite file",
+    )
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        return int(args.func(args))
+    return 130

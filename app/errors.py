@@ -1,0 +1,127 @@
+"""Every error a client can cause becomes `{"error": {"code", "message", "field"}}` with a 4xx.
+
+The one table from domain errors to HTTP lives here. A database that cannot be reached is a 503 with
+`Retry-After`, so clients retry instead of giving up; only a bug is a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+
+from routing.errors import (
+    AlreadyAcknowledged,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RoutingError,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS: list[tuple[type[RoutingError], int]] = [
+    (NotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (ValidationFailed, 422),
+]
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field, **extra}}
+
+
+def _field(loc: tuple[int | str, ...]) -> str | None:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        where, parts = parts[0], parts[1:]
+        if not parts:
+            return "body" if where == "body" else None
+        if where == "header":
+            return "-".join(w.capitalize() for w in parts[0].split("-"))
+    return ".".join(parts) or None
+
+
+async def _routing_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RoutingError)
+    status = next((s for cls, s in STATUS if isinstance(exc, cls)), 400)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, AlreadyAcknowledged):
+        extra["acknowledged_by"] = {"id": exc.holder_id, "name": exc.holder_name}
+    return JSONResponse(error_body(exc.code, exc.message, exc.field, **extra), status_code=status)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    details = [
+        {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
+        for e in errors
+    ]
+    first = details[0] if details else {"field": None, "message": "invalid request"}
+    invalid_json = any(e.get("type") == "json_invalid" for e in errors)
+    message = "the body is not valid JSON" if invalid_json else str(first["message"])
+    if first["field"] and not invalid_json:
+        message = f"{first['field']}: {message}"
+    return JSONResponse(
+        error_body(
+            "invalid_json" if invalid_json else "validation_error",
+            message,
+            "body" if invalid_json else first["field"],
+            details=details,
+        ),
+        status_code=422,
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "error")
+    return JSONResponse(
+        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable: %s", type(exc).__name__)
+    return JSONResponse(
+        error_body("unavailable", "temporarily unavailable; retry shortly"),
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RoutingError, _routing_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    for db_error in (OperationalError, DBAPIError, PoolTimeout, ConnectionError, OSError):
+        app.add_exception_handler(db_error, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected)

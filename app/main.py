@@ -1,0 +1,38 @@
+"""`create_app(container)`: the FastAPI application; its lifespan runs the engine loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from app import errors
+from app.api import api_router
+from app.container import Container
+
+
+def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(container.engine.run_forever()) if run_engine else None
+        try:
+            yield
+        finally:
+            container.engine.stop()
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(task, 10)
+            await container.db_engine.dispose()
+
+    app = FastAPI(
+        title="sos-router",
+        version="0.1.0",
+        summary="A customer in trouble reaches a human within 10 minutes.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    errors.install(app)
+    app.include_router(api_router)
+    return app

@@ -1,0 +1,105 @@
+"""The provider port: what the engine hands an adapter, and what an adapter may answer.
+
+    ProviderError
+    ├── TemporaryProviderError   not processed (rate limited, queue full): safe to retry
+    ├── PermanentProviderError   rejected (invalid number, opted out): retrying cannot help
+    └── OutcomeUnknownError      timeout or 5xx after the request left: the page may exist
+
+Adapters receive their configuration in `__init__`, never read the environment, and return or raise
+only these types, so no vendor payload crosses into the domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class Channel(StrEnum):
+    VOICE = "voice"
+    SMS = "sms"
+    CHAT = "chat"
+
+
+class DeliveryState(StrEnum):
+    """Outcome of a page as the provider sees it. Only `ANSWERED` with a keypress is a human."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    ANSWERED = "answered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundPage:
+    """One page to one staff member on one channel. Carries no customer data by construction."""
+
+    page_id: int
+    channel: Channel
+    to: str
+    staff_name: str
+    language: str
+    reference: str
+    category: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    provider: str
+    external_id: str | None
+    state: DeliveryState = DeliveryState.SENT
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUpdate:
+    """A later word from the provider about a page (a status callback, a reconcile answer)."""
+
+    external_id: str
+    state: DeliveryState
+    detail: str = ""
+
+
+class ProviderError(Exception):
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+
+
+class TemporaryProviderError(ProviderError):
+    def __init__(
+        self, detail: str, *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(ProviderError):
+    pass
+
+
+class OutcomeUnknownError(ProviderError):
+    pass
+
+
+@runtime_checkable
+class MessageSender(Protocol):
+    """Required capability: send one page on one of `channels`."""
+
+    name: str
+    channels: frozenset[Channel]
+
+    async def send(self, page: OutboundPage) -> SendResult: ...
+
+
+@runtime_checkable
+class StatusChecker(Protocol):
+    """Optional capability, used to reconcile a page whose outcome is unknown.
+
+    Returns `None` when the provider has no record of the page: it never left.
+    """
+
+    async def status(self, page_id: int, external_id: str | None) -> DeliveryUpdate | None: ...

@@ -1,0 +1,41 @@
+"""Simulated phones: the zero-setup provider. Every page "rings" a phone that exists only here.
+
+Pages are recorded in memory and logged; in the demo a simulated staff member accepts through the
+CLI or `POST /v1/simulator/pages/{page_id}/accept`, exactly as they would press 1 on a real call.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from providers.base import Channel, OutboundPage, SendResult
+
+log = logging.getLogger(__name__)
+
+
+class SimulatedPhones:
+    name = "simulated"
+    channels = frozenset({Channel.VOICE, Channel.SMS, Channel.CHAT})
+
+    def __init__(self, *, keep: int = 1000) -> None:
+        self.sent: list[OutboundPage] = []
+        self._keep = keep
+
+    async def send(self, page: OutboundPage) -> SendResult:
+        self.sent.append(page)
+        del self.sent[: -self._keep]
+        log.info(
+            "simulated %s page %s to %s (report %s)",
+            page.channel,
+            page.page_id,
+            page.staff_name,
+            page.reference,
+        )
+        return SendResult(provider=self.name, external_id=f"SIM{page.page_id}")
+
+
+if TYPE_CHECKING:
+    from providers.base import MessageSender
+
+    _check: type[MessageSender] = SimulatedPhones

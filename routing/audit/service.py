@@ -1,0 +1,54 @@
+"""Writing and reading audit events.
+
+Every state change of a report writes one, in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from routing.audit.models import AuditEvent
+
+
+class EventType:
+    RECEIVED = "received"
+    PAGE_SENT = "page_sent"
+    PAGE_FAILED = "page_failed"
+    PAGE_RETRY = "page_retry"
+    PAGE_UNKNOWN = "page_unknown"
+    PAGE_DELIVERED = "page_delivered"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
+    SLA_MISSED = "sla_missed"
+    RESOLVED = "resolved"
+    NO_CHAIN = "no_chain"
+
+
+def record(
+    session: AsyncSession,
+    *,
+    at: datetime,
+    type: str,
+    detail: str,
+    report_id: str | None = None,
+    actor: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        report_id=report_id, at=at, type=type, actor=actor, detail=detail[:500], data=data or {}
+    )
+    session.add(event)
+    return event
+
+
+async def list_for_report(session: AsyncSession, report_id: str) -> Sequence[AuditEvent]:
+    await session.flush()
+    rows = await session.scalars(
+        select(AuditEvent).where(AuditEvent.report_id == report_id).order_by(AuditEvent.id)
+    )
+    return rows.all()

@@ -1,0 +1,70 @@
+"""Bearer tokens: created once and shown once; stored only as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from routing.auth.models import ApiToken
+from routing.errors import ValidationFailed
+from routing.staff.models import Staff
+from routing.types import Role
+
+PREFIX = "sos_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the token's id, its role, and the staff member it speaks for, if any."""
+
+    token_id: str
+    role: Role
+    staff_id: str | None
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    role: Role,
+    now: datetime,
+    staff_id: str | None = None,
+    name: str = "",
+    expires_at: datetime | None = None,
+) -> tuple[str, ApiToken]:
+    if role == Role.STAFF and staff_id is None:
+        raise ValidationFailed(
+            "a staff token needs the staff member it belongs to", field="staff_id"
+        )
+    if staff_id is not None and await session.get(Staff, staff_id) is None:
+        raise ValidationFailed(f"no staff member with id {staff_id!r}", field="staff_id")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        token_hash=hash_token(secret),
+        role=str(role),
+        staff_id=staff_id,
+        name=name,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(token)
+    await session.flush()
+    return secret, token
+
+
+async def authenticate(session: AsyncSession, *, secret: str, now: datetime) -> Principal | None:
+    """The principal for `secret`, or None. Lookup is by hash, so timing reveals nothing useful."""
+    token = await session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    if token is None or token.revoked_at is not None:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    return Principal(token_id=token.id, role=Role(token.role), staff_id=token.staff_id)

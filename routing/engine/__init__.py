@@ -1,0 +1,1 @@
+"""The escalation engine: named modules that act on everything due, run in one loop per process."""

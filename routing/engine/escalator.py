@@ -1,0 +1,85 @@
+"""Fires due escalation timers: move a report to its next step, or record the broken promise."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from routing import escalation
+from routing.chain.planner import StepRef
+from routing.engine.claim import claim, seconds_late
+from routing.page.models import EscalationTimer as Timer
+from routing.report import service as report_service
+from routing.types import ReportStatus
+
+log = logging.getLogger(__name__)
+
+
+class Escalator:
+    name = "escalator"
+
+    def __init__(
+        self, *, lease_seconds: float = 10, batch: int = 100, late_slack: float = 2
+    ) -> None:
+        self.lease = timedelta(seconds=lease_seconds)
+        self.batch = batch
+        self.late_slack = late_slack
+
+    async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        async with db.begin() as session:
+            rows = await claim(
+                session,
+                Timer,
+                where=[
+                    or_(
+                        (Timer.state == "pending") & (Timer.due_at <= now),
+                        # Takeover: the worker that leased it died before finishing.
+                        (Timer.state == "leased") & (Timer.lease_until < now),
+                    )
+                ],
+                order_by=Timer.due_at,
+                values={"state": "leased", "lease_until": now + self.lease, "claimed_at": now},
+                returning=[
+                    Timer.report_id,
+                    Timer.kind,
+                    Timer.step_no,
+                    Timer.attempt_no,
+                    Timer.due_at,
+                ],
+                limit=self.batch,
+            )
+        for row in rows:
+            async with db.begin() as session:
+                await self._fire(session, row, now)
+        return len(rows)
+
+    async def _fire(self, session: AsyncSession, row: Row[Any], now: datetime) -> None:
+        # Lock the report before the timer, in the same order as an acknowledgement does.
+        report = await report_service.get_for_update(session, row.report_id)
+        done = await session.execute(
+            update(Timer)
+            .where(Timer.id == row.id, Timer.fence == row.fence, Timer.state == "leased")
+            .values(state="done", lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            return  # canceled by an acknowledgement, or taken over by another worker
+        if report.acknowledged_at is not None or report.status == ReportStatus.RESOLVED:
+            return
+        late = seconds_late(row.due_at, now, slack=self.late_slack)
+        if row.kind == "deadline":
+            await report_service.mark_missed(session, report=report, now=now)
+        else:
+            await escalation.advance(
+                session,
+                report=report,
+                after=StepRef(row.step_no, row.attempt_no),
+                now=now,
+                late_seconds=late,
+            )
+        if late:
+            log.warning("report %s: %s timer fired %.1f s late", report.id, row.kind, late)

@@ -1,0 +1,119 @@
+"""Settles pages whose outcome is unknown (a send timeout, a worker lost mid-send) by asking the
+provider, never by a blind resend:
+
+- the provider has the page → it counts as sent;
+- the provider confirms it never got it → the same page row is sent again;
+- nobody can tell (no status capability, or no answer for `give_up_seconds`) → the page is given up
+  as failed, flagged as a possible duplicate, which moves the report on to its next step.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Row, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from providers.base import Channel, ProviderError, SendResult, StatusChecker
+from providers.registry import ProviderRegistry, UnsupportedChannel
+from routing.engine.claim import claim
+from routing.page import service as page_service
+from routing.page.models import Page
+
+log = logging.getLogger(__name__)
+
+
+class _Verdict(Enum):
+    FOUND = "found"
+    ABSENT = "absent"
+    NO_ANSWER = "no_answer"
+    CANNOT_CHECK = "cannot_check"
+
+
+class Reconciler:
+    name = "reconciler"
+
+    def __init__(
+        self,
+        registry: ProviderRegistry,
+        *,
+        retry_seconds: float = 30,
+        give_up_seconds: float = 300,
+        batch: int = 50,
+    ) -> None:
+        self.registry = registry
+        self.retry = timedelta(seconds=retry_seconds)
+        self.give_up = timedelta(seconds=give_up_seconds)
+        self.batch = batch
+
+    async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        async with db.begin() as session:
+            # The claim pushes `due_at` forward: that is this module's lease.
+            rows = await claim(
+                session,
+                Page,
+                where=[Page.state == "unknown", Page.due_at <= now],
+                order_by=Page.due_at,
+                values={"due_at": now + self.retry},
+                returning=[Page.channel, Page.external_id, Page.created_at],
+                limit=self.batch,
+            )
+        for row in rows:
+            verdict, external_id = await self._ask(row)
+            async with db.begin() as session:
+                await self._settle(session, row, verdict, external_id, now)
+        return len(rows)
+
+    async def _ask(self, row: Row[Any]) -> tuple[_Verdict, str | None]:
+        try:
+            sender = self.registry.sender_for(Channel(row.channel))
+        except UnsupportedChannel:
+            return _Verdict.CANNOT_CHECK, None
+        if not isinstance(sender, StatusChecker):
+            return _Verdict.CANNOT_CHECK, None
+        try:
+            found = await sender.status(row.id, row.external_id)
+        except ProviderError as exc:
+            log.warning("page %s: reconcile failed: %s", row.id, exc.detail)
+            return _Verdict.NO_ANSWER, None
+        if found is None:
+            return _Verdict.ABSENT, None
+        return _Verdict.FOUND, found.external_id
+
+    async def _settle(
+        self,
+        session: AsyncSession,
+        row: Row[Any],
+        verdict: _Verdict,
+        external_id: str | None,
+        now: datetime,
+    ) -> None:
+        if verdict is _Verdict.FOUND:
+            await page_service.record_sent(
+                session,
+                page_id=row.id,
+                fence=row.fence,
+                from_state="unknown",
+                now=now,
+                result=SendResult(provider="reconciled", external_id=external_id),
+            )
+        elif verdict is _Verdict.ABSENT:
+            await session.execute(
+                update(Page)
+                .where(Page.id == row.id, Page.fence == row.fence, Page.state == "unknown")
+                .values(state="pending", due_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        elif verdict is _Verdict.CANNOT_CHECK or now - row.created_at >= self.give_up:
+            await page_service.record_failure(
+                session,
+                page_id=row.id,
+                fence=row.fence,
+                now=now,
+                temporary=False,
+                from_state="unknown",
+                detail="outcome unknown and not confirmable; moving on (possible duplicate)",
+            )

@@ -1,0 +1,21 @@
+"""Every model, imported once so Alembic and the tests see the whole schema."""
+
+from routing.audit.models import AuditEvent
+from routing.auth.models import ApiToken
+from routing.chain.models import Chain
+from routing.db import Base
+from routing.page.models import EscalationTimer, Page
+from routing.report.models import IdempotencyKey, Report
+from routing.staff.models import Staff
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "Base",
+    "Chain",
+    "EscalationTimer",
+    "IdempotencyKey",
+    "Page",
+    "Report",
+    "Staff",
+]

@@ -1,0 +1,308 @@
+"""Pages: creating a step's pages, and recording what the provider said about them.
+
+Every function here runs inside a transaction the caller owns. Recording functions are fenced:
+they only act if the page is still in the state (and claim) the caller saw.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from providers.base import Channel, DeliveryState, DeliveryUpdate, SendResult
+from routing.audit import service as audit
+from routing.audit.service import EventType
+from routing.chain.planner import Step, StepRef
+from routing.page.models import EscalationTimer, Page
+from routing.report.models import Report
+from routing.staff import service as staff_service
+from routing.staff.models import Staff
+
+# How many times a page that met a temporary provider error is tried in all, and the backoff.
+MAX_TRIES = 4
+RETRY_BACKOFF_SECONDS = (2, 4, 8)
+
+FAILED_STATES = ("failed", "canceled")
+OPEN_PAGE_STATES = ("pending", "sending", "unknown")
+
+
+def describe(channel: str, staff_name: str) -> str:
+    how = {"voice": "call", "sms": "SMS", "chat": "chat message"}.get(channel, channel)
+    return f"{how} to {staff_name}"
+
+
+async def create_for_step(
+    session: AsyncSession,
+    *,
+    report: Report,
+    ref: StepRef,
+    step: Step,
+    now: datetime,
+    late_seconds: float = 0.0,
+) -> list[Page]:
+    """One page per target of `step`, due now. A target that cannot be reached on the channel
+    (no chat id) gets a failed page at once, so the fallback sees it."""
+    staff = await staff_service.find_many(session, step.targets)
+    pages: list[Page] = []
+    for target_no, staff_id in enumerate(step.targets):
+        member = staff.get(staff_id)
+        if member is None:
+            continue
+        page = Page(
+            report_id=report.id,
+            step_no=ref.step_no,
+            attempt_no=ref.attempt_no,
+            target_no=target_no,
+            staff_id=staff_id,
+            channel=step.channel,
+            state="pending",
+            due_at=now,
+            fence=0,
+            tries=0,
+            is_late=late_seconds > 0,
+            created_at=now,
+        )
+        if step.channel == Channel.CHAT and not member.chat_id:
+            page.state, page.error, page.finished_at = "failed", "no chat id", now
+            audit.record(
+                session,
+                at=now,
+                type=EventType.PAGE_FAILED,
+                report_id=report.id,
+                detail=f"{describe(step.channel, member.name)} failed: no chat id",
+                data=_data(page, member),
+            )
+        session.add(page)
+        pages.append(page)
+    await session.flush()
+    return pages
+
+
+def _data(page: Page, staff: Staff) -> dict[str, object]:
+    return {
+        "page_id": page.id,
+        "channel": page.channel,
+        "step": page.step_no,
+        "attempt": page.attempt_no,
+        "staff": {"id": staff.id, "name": staff.name},
+    }
+
+
+async def _load(session: AsyncSession, page_id: int) -> tuple[Page, Staff]:
+    page = await session.get(Page, page_id, populate_existing=True)
+    assert page is not None
+    staff = await session.get(Staff, page.staff_id)
+    assert staff is not None
+    return page, staff
+
+
+async def _fenced(
+    session: AsyncSession, page_id: int, fence: int, expected: str, **values: object
+) -> bool:
+    """Apply `values` only if the page is still in state `expected` under the caller's claim."""
+    result = await session.execute(
+        update(Page)
+        .where(Page.id == page_id, Page.fence == fence, Page.state == expected)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+async def record_sent(
+    session: AsyncSession,
+    *,
+    page_id: int,
+    fence: int,
+    result: SendResult,
+    now: datetime,
+    from_state: str = "sending",
+) -> None:
+    if not await _fenced(
+        session,
+        page_id,
+        fence,
+        from_state,
+        state="sent",
+        provider=result.provider,
+        external_id=result.external_id,
+        sent_at=now,
+        lease_until=None,
+    ):
+        return
+    page, staff = await _load(session, page_id)
+    late = " (late)" if page.is_late else ""
+    audit.record(
+        session,
+        at=now,
+        type=EventType.PAGE_SENT,
+        report_id=page.report_id,
+        detail=f"{describe(page.channel, staff.name)} sent{late}",
+        data=_data(page, staff),
+    )
+    if result.state != DeliveryState.SENT:
+        await _apply(session, page, staff, result.state, result.detail, now)
+
+
+async def record_failure(
+    session: AsyncSession,
+    *,
+    page_id: int,
+    fence: int,
+    detail: str,
+    now: datetime,
+    temporary: bool,
+    retry_after: float | None = None,
+    from_state: str = "sending",
+) -> None:
+    page, staff = await _load(session, page_id)
+    if page.fence != fence or page.state != from_state:
+        return
+    if temporary and page.tries < MAX_TRIES:
+        backoff = retry_after or RETRY_BACKOFF_SECONDS[min(page.tries, 3) - 1]
+        page.state, page.lease_until = "pending", None
+        page.due_at = now + timedelta(seconds=backoff)
+        audit.record(
+            session,
+            at=now,
+            type=EventType.PAGE_RETRY,
+            report_id=page.report_id,
+            detail=f"{describe(page.channel, staff.name)}: {detail}; retry in {backoff:g} s",
+            data=_data(page, staff),
+        )
+        return
+    await _fail(session, page, staff, detail, now)
+
+
+async def record_unknown(
+    session: AsyncSession,
+    *,
+    page_id: int,
+    fence: int,
+    detail: str,
+    now: datetime,
+    reconcile_at: datetime,
+) -> None:
+    """The request left and no answer came: the page may exist. Never resend blindly."""
+    if not await _fenced(
+        session,
+        page_id,
+        fence,
+        "sending",
+        state="unknown",
+        error=detail[:200],
+        due_at=reconcile_at,
+        lease_until=None,
+    ):
+        return
+    page, staff = await _load(session, page_id)
+    audit.record(
+        session,
+        at=now,
+        type=EventType.PAGE_UNKNOWN,
+        report_id=page.report_id,
+        detail=f"{describe(page.channel, staff.name)}: outcome unknown ({detail})",
+        data=_data(page, staff),
+    )
+
+
+async def apply_delivery_update(
+    session: AsyncSession, *, page_id: int, update_: DeliveryUpdate, now: datetime
+) -> None:
+    """A later word from the provider. States only move forward; a terminal state stays."""
+    page, staff = await _load(session, page_id)
+    if page.state not in ("sent", "delivered", "unknown"):
+        return
+    await _apply(session, page, staff, update_.state, update_.detail, now)
+
+
+async def _apply(
+    session: AsyncSession,
+    page: Page,
+    staff: Staff,
+    state: DeliveryState,
+    detail: str,
+    now: datetime,
+) -> None:
+    if state == DeliveryState.FAILED:
+        await _fail(session, page, staff, detail or "not delivered", now)
+    elif state in (DeliveryState.DELIVERED, DeliveryState.ANSWERED) and page.state != state:
+        page.state = str(state)
+        audit.record(
+            session,
+            at=now,
+            type=EventType.PAGE_DELIVERED,
+            report_id=page.report_id,
+            detail=f"{describe(page.channel, staff.name)} {state}",
+            data=_data(page, staff),
+        )
+
+
+async def _fail(
+    session: AsyncSession, page: Page, staff: Staff, detail: str, now: datetime
+) -> None:
+    page.state, page.error, page.finished_at, page.lease_until = "failed", detail[:200], now, None
+    audit.record(
+        session,
+        at=now,
+        type=EventType.PAGE_FAILED,
+        report_id=page.report_id,
+        detail=f"{describe(page.channel, staff.name)} failed: {detail}",
+        data=_data(page, staff),
+    )
+    await session.flush()
+    await fall_back_if_step_failed(
+        session, report_id=page.report_id, ref=StepRef(page.step_no, page.attempt_no), now=now
+    )
+
+
+async def fall_back_if_step_failed(
+    session: AsyncSession, *, report_id: str, ref: StepRef, now: datetime
+) -> bool:
+    """When every page of a step has failed, nobody can answer it: move on now, not later."""
+    still_open = await session.scalar(
+        select(func.count())
+        .select_from(Page)
+        .where(
+            Page.report_id == report_id,
+            Page.step_no == ref.step_no,
+            Page.attempt_no == ref.attempt_no,
+            Page.state.not_in(FAILED_STATES),
+        )
+    )
+    if still_open:
+        return False
+    result = await session.execute(
+        update(EscalationTimer)
+        .where(
+            EscalationTimer.report_id == report_id,
+            EscalationTimer.kind == "step",
+            EscalationTimer.step_no == ref.step_no,
+            EscalationTimer.attempt_no == ref.attempt_no,
+            EscalationTimer.state == "pending",
+            EscalationTimer.due_at > now,
+        )
+        .values(due_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+async def cancel_open(session: AsyncSession, *, report_id: str, now: datetime) -> None:
+    """Cancel every timer and every page not yet handed to a provider (the ack transaction)."""
+    await session.execute(
+        update(EscalationTimer)
+        .where(
+            EscalationTimer.report_id == report_id, EscalationTimer.state.in_(("pending", "leased"))
+        )
+        .values(state="canceled", lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        update(Page)
+        .where(Page.report_id == report_id, Page.state.in_(("pending", "unknown")))
+        .values(state="canceled", finished_at=now, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )

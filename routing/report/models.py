@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from routing.db import Base, UTCDateTime, new_id
+
+
+class Report(Base):
+    """One customer emergency, from the first contact to its verdict on the 10-minute promise."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    category: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8))
+    callback_phone: Mapped[str] = mapped_column(String(20))
+    customer_ref: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
+    sla_met: Mapped[bool | None] = mapped_column(Boolean)
+    is_exhausted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The chain as it was when the report arrived (None: no chain was configured).
+    chain: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_by_token_id: Mapped[str | None] = mapped_column(String(36))
+
+    __table_args__ = (Index("ix_reports_received_at", "received_at"),)
+
+
+class IdempotencyKey(Base):
+    """A client's `Idempotency-Key`, scoped to its token, with the hash of the body it came with."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # No foreign key: the key row is written first, so a conflicting request writes nothing else.
+    report_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from routing.schemas import Phone, StrictModel
+from routing.staff.schemas import StaffRef
+from routing.types import Category, IntakeChannel, Language
+
+
+class ReportCreate(StrictModel):
+    category: Category
+    callback_phone: Phone
+    language: Language = Language.NL
+    customer_ref: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    description: Annotated[str | None, Field(max_length=2000)] = None
+    channel: Annotated[IntakeChannel, Field(description="app or web")] = IntakeChannel.APP
+
+
+class Sla(BaseModel):
+    met: bool | None = Field(description="true: a human accepted by the deadline; null: open")
+    time_to_ack_seconds: float | None
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    type: str
+    detail: str
+    data: dict[str, object] = {}
+
+
+class Escalation(BaseModel):
+    chain: str | None
+    exhausted: bool
+
+
+class ReportRead(BaseModel):
+    id: str
+    reference: str
+    status: str
+    category: str
+    channel: str
+    language: str
+    callback_phone: str
+    customer_ref: str | None
+    description: str | None
+    received_at: datetime
+    deadline_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: StaffRef | None
+    resolved_at: datetime | None
+    resolved_by: StaffRef | None
+    sla: Sla
+    escalation: Escalation
+    timeline: list[TimelineEntry]

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from routing.schemas import Phone, StrictModel
+from routing.types import Language
+
+
+class StaffCreate(StrictModel):
+    name: Annotated[str, Field(min_length=1, max_length=120)]
+    phone: Phone
+    languages: Annotated[list[Language], Field(min_length=1, default_factory=lambda: [Language.NL])]
+    chat_id: Annotated[str | None, Field(min_length=1, max_length=120)] = None
+
+
+class StaffRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    phone: str
+    languages: list[str]
+    chat_id: str | None
+    created_at: datetime
+
+
+class StaffRef(BaseModel):
+    id: str
+    name: str

@@ -1,0 +1,45 @@
+"""Staff use cases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from routing.errors import NotFound
+from routing.staff.models import Staff
+from routing.staff.schemas import StaffCreate
+
+
+async def create(session: AsyncSession, *, data: StaffCreate, now: datetime) -> Staff:
+    staff = Staff(
+        name=data.name,
+        phone=data.phone,
+        languages=[str(lang) for lang in data.languages],
+        chat_id=data.chat_id,
+        created_at=now,
+    )
+    session.add(staff)
+    await session.flush()
+    return staff
+
+
+async def list_all(session: AsyncSession) -> Sequence[Staff]:
+    return (await session.scalars(select(Staff).order_by(Staff.created_at, Staff.id))).all()
+
+
+async def get(session: AsyncSession, staff_id: str) -> Staff:
+    staff = await session.get(Staff, staff_id)
+    if staff is None:
+        raise NotFound("no such staff member", field="staff_id")
+    return staff
+
+
+async def find_many(session: AsyncSession, ids: Iterable[str]) -> dict[str, Staff]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await session.scalars(select(Staff).where(Staff.id.in_(wanted)))
+    return {s.id: s for s in rows}
