@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from routing.schemas import Phone, StrictModel
 from routing.staff.schemas import StaffRef
-from routing.types import Category, IntakeChannel, Language
+from routing.types import Category, Language
 
 
 class ReportCreate(StrictModel):
@@ -16,7 +16,8 @@ class ReportCreate(StrictModel):
     language: Language = Language.NL
     customer_ref: Annotated[str | None, Field(min_length=1, max_length=64)] = None
     description: Annotated[str | None, Field(max_length=2000)] = None
-    channel: Annotated[IntakeChannel, Field(description="app or web")] = IntakeChannel.APP
+    # Phone and SMS reports arrive through the telephony webhooks, not through this body.
+    channel: Literal["app", "web"] = "app"
 
 
 class Sla(BaseModel):
