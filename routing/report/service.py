@@ -36,6 +36,9 @@ from routing.staff.schemas import StaffRef
 from routing.types import ReportStatus
 
 
+PROMISE_BROKEN_AFTER = timedelta(milliseconds=1)
+
+
 def request_hash(data: ReportCreate) -> str:
     canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -104,7 +107,9 @@ async def submit(
         detail=f"{data.category} report received by {data.channel}",
         data={"channel": str(data.channel), "category": str(data.category)},
     )
-    session.add(escalation.new_timer(report, "deadline", StepRef(0, 0), report.deadline_at, now))
+    # An ack at the deadline itself still keeps the promise, so the miss is due just after it.
+    missed_at = report.deadline_at + PROMISE_BROKEN_AFTER
+    session.add(escalation.new_timer(report, "deadline", StepRef(0, 0), missed_at, now))
     first = planner.first_step(report.chain)
     if first is None:
         audit.record(
