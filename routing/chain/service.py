@@ -52,7 +52,9 @@ async def list_all(session: AsyncSession) -> Sequence[Chain]:
 
 async def select_for(session: AsyncSession, category: str) -> Chain | None:
     """The newest chain serving `category`, else the newest default chain (no categories)."""
-    chains = (await session.scalars(select(Chain).order_by(Chain.created_at.desc()))).all()
+    chains = (
+        await session.scalars(select(Chain).order_by(Chain.created_at.desc(), Chain.id))
+    ).all()
     specific = next((c for c in chains if category in c.categories), None)
     return specific or next((c for c in chains if not c.categories), None)
 

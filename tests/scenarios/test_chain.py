@@ -58,6 +58,7 @@ async def test_running_escalation_keeps_the_chain_it_started_with(h: Harness) ->
     await h.tick()
     h.expect(("Anna", VOICE))
 
+    h.clock.advance(1)
     await h.chain(("sms", ["Bram"], 30), ("sms", ["Bram"], 30), name="new")
     await h.advance(30)
 
@@ -73,6 +74,7 @@ async def test_category_chain_wins_over_the_default(h: Harness) -> None:
     await h.staff("Anna")
     await h.staff("Cards")
     await h.chain(("voice", ["Anna"], 30), name="default")
+    h.clock.advance(1)
     await h.chain(("sms", ["Cards"], 30), categories=["lost_card"], name="cards")
     await h.report(category="lost_card")
     await h.tick()
@@ -80,7 +82,6 @@ async def test_category_chain_wins_over_the_default(h: Harness) -> None:
     await h.report(category="fraud")
     await h.tick()
     h.expect(("Anna", VOICE))
-    await h.advance(30)
 
 
 async def test_chat_step_to_someone_without_chat_id_falls_back_at_once(h: Harness) -> None:
