@@ -130,6 +130,67 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from app.db import create_engine, create_sessionmaker
+    from routing.clock import SystemClock
+    from routing.errors import RoutingError
+    from routing.page.models import Page
+    from routing.report import service as report_service
+    from routing.report.models import Report
+    from routing.staff.models import Staff
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            if args.simulate_command == "pages":
+                rows = (
+                    await session.execute(
+                        select(Page, Staff.name, Report.reference)
+                        .join(Staff, Staff.id == Page.staff_id)
+                        .join(Report, Report.id == Page.report_id)
+                        .where(Report.acknowledged_at.is_(None))
+                        .order_by(Page.id.desc())
+                        .limit(20)
+                    )
+                ).all()
+                if not rows:
+                    print("no pages waiting for an answer")
+                for page, name, reference in rows:
+                    print(
+                        f"page {page.id:>6}  report {reference}  {page.channel:<5} to {name}"
+                        f"  ({page.state})"
+                    )
+                return 0
+            page = await session.get(Page, args.page_id)
+            if page is None:
+                print(f"error: no page {args.page_id}", file=sys.stderr)
+                return 2
+            try:
+                report = await report_service.acknowledge(
+                    session,
+                    report_id=page.report_id,
+                    staff_id=page.staff_id,
+                    now=SystemClock().now(),
+                    how=f"simulated {page.channel}",
+                )
+            except RoutingError as exc:
+                print(f"error: {exc.message}", file=sys.stderr)
+                return 1
+            print(
+                f"report {report.reference} accepted; promise "
+                f"{'met' if report.sla_met else 'missed'}"
+            )
+            return 0
+    finally:
+        await engine.dispose()
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    return asyncio.run(_simulate(Settings(), args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app import demo
 
@@ -161,6 +222,15 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--staff-id", default=None)
     create.add_argument("--name", default=None)
     create.set_defaults(func=cmd_token_create)
+
+    sim = sub.add_parser("simulate", help="act as a staff member on the simulated phones")
+    sim_sub = sim.add_subparsers(dest="simulate_command", required=True)
+    sim_sub.add_parser("pages", help="list pages waiting for an answer").set_defaults(
+        func=cmd_simulate
+    )
+    accept = sim_sub.add_parser("accept", help="press 1 on a page: accept its report")
+    accept.add_argument("page_id", type=int)
+    accept.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser("demo", help="run one simulated emergency end to end")
     demo.add_argument(

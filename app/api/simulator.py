@@ -4,8 +4,9 @@ member would by pressing 1. Only present while the simulated provider is in use.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -20,6 +21,8 @@ from routing.report.schemas import ReportRead
 from routing.staff.models import Staff
 
 router = APIRouter(prefix="/v1/simulator", tags=["simulator"])
+
+PageIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class SimulatedPage(BaseModel):
@@ -41,7 +44,10 @@ def _require_simulator(container: ContainerDep) -> None:
 
 @router.get("/pages", response_model=list[SimulatedPage])
 async def list_simulated_pages(
-    _: StaffOrAdmin, container: ContainerDep, db: DbDep, limit: int = 50
+    _: StaffOrAdmin,
+    container: ContainerDep,
+    db: DbDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[SimulatedPage]:
     """The most recent pages the simulated phones received."""
     _require_simulator(container)
@@ -52,7 +58,7 @@ async def list_simulated_pages(
                 .join(Staff, Staff.id == Page.staff_id)
                 .join(Report, Report.id == Page.report_id)
                 .order_by(Page.id.desc())
-                .limit(max(1, min(limit, 500)))
+                .limit(limit)
             )
         ).all()
     return [
@@ -73,7 +79,7 @@ async def list_simulated_pages(
 
 @router.post("/pages/{page_id}/accept", response_model=ReportRead)
 async def accept_simulated_page(
-    page_id: int, _: StaffOrAdmin, container: ContainerDep, db: DbDep, now: NowDep
+    page_id: PageIdPath, _: StaffOrAdmin, container: ContainerDep, db: DbDep, now: NowDep
 ) -> ReportRead:
     """The paged staff member presses 1: they accept the report, as on a real call."""
     _require_simulator(container)
@@ -95,7 +101,7 @@ async def accept_simulated_page(
 
 @router.post("/pages/{page_id}/miss", response_model=ReportRead)
 async def miss_simulated_page(
-    page_id: int, _: StaffOrAdmin, container: ContainerDep, db: DbDep, now: NowDep
+    page_id: PageIdPath, _: StaffOrAdmin, container: ContainerDep, db: DbDep, now: NowDep
 ) -> ReportRead:
     """The paged staff member does not answer: the page fails and the chain moves on at once."""
     _require_simulator(container)
