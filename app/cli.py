@@ -163,17 +163,17 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
                         f"  ({page.state})"
                     )
                 return 0
-            page = await session.get(Page, args.page_id)
-            if page is None:
+            chosen = await session.get(Page, args.page_id)
+            if chosen is None:
                 print(f"error: no page {args.page_id}", file=sys.stderr)
                 return 2
             try:
                 report = await report_service.acknowledge(
                     session,
-                    report_id=page.report_id,
-                    staff_id=page.staff_id,
+                    report_id=chosen.report_id,
+                    staff_id=chosen.staff_id,
                     now=SystemClock().now(),
-                    how=f"simulated {page.channel}",
+                    how=f"simulated {chosen.channel}",
                 )
             except RoutingError as exc:
                 print(f"error: {exc.message}", file=sys.stderr)
