@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
 from pydantic import StringConstraints
@@ -22,7 +22,7 @@ IdempotencyKey = Annotated[
     StringConstraints(min_length=1, max_length=255, strip_whitespace=True),
 ]
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     401: {
         "description": "no or invalid token",
         "content": {

@@ -81,39 +81,53 @@ class Dispatcher:
                 returning=[],
                 limit=self.batch,
             )
-            claimed = [await self._outbound(session, row.id, row.fence) for row in rows]
+            claimed = await self._outbound(session, {row.id: row.fence for row in rows})
         if claimed:
             await asyncio.gather(*(self._send_and_record(db, c) for c in claimed))
         return expired + len(claimed)
 
-    async def _outbound(self, session: AsyncSession, page_id: int, fence: int) -> _Claimed:
-        page = await session.get(Page, page_id, populate_existing=True)
-        assert page is not None
-        staff = await session.get(Staff, page.staff_id)
-        report = await session.get(Report, page.report_id)
-        assert staff is not None
-        assert report is not None
-        channel = Channel(page.channel)
-        to = staff.chat_id if channel == Channel.CHAT else staff.phone
-        if not to:
-            return _Claimed(page_id, fence, None, f"no {channel} address")
-        language = staff_language(staff.languages)
-        return _Claimed(
-            page_id,
-            fence,
-            OutboundPage(
-                page_id=page_id,
+    async def _outbound(self, session: AsyncSession, fences: dict[int, int]) -> list[_Claimed]:
+        """What each claimed page says and where it goes, in one query."""
+        if not fences:
+            return []
+        rows = (
+            await session.execute(
+                select(
+                    Page.id,
+                    Page.channel,
+                    Staff.name,
+                    Staff.phone,
+                    Staff.chat_id,
+                    Staff.languages,
+                    Report.reference,
+                    Report.category,
+                )
+                .join(Staff, Staff.id == Page.staff_id)
+                .join(Report, Report.id == Page.report_id)
+                .where(Page.id.in_(fences))
+                .order_by(Page.id)
+            )
+        ).all()
+        claimed = []
+        for row in rows:
+            channel = Channel(row.channel)
+            to = row.chat_id if channel == Channel.CHAT else row.phone
+            if not to:
+                claimed.append(_Claimed(row.id, fences[row.id], None, f"no {channel} address"))
+                continue
+            language = staff_language(row.languages)
+            page = OutboundPage(
+                page_id=row.id,
                 channel=channel,
                 to=to,
-                staff_name=staff.name,
+                staff_name=row.name,
                 language=language,
-                reference=report.reference,
-                category=report.category,
-                text=page_text(
-                    language=language, category=report.category, reference=report.reference
-                ),
-            ),
-        )
+                reference=row.reference,
+                category=row.category,
+                text=page_text(language=language, category=row.category, reference=row.reference),
+            )
+            claimed.append(_Claimed(row.id, fences[row.id], page))
+        return claimed
 
     async def _send_and_record(self, db: async_sessionmaker[AsyncSession], c: _Claimed) -> None:
         outcome: SendResult | Exception

@@ -35,7 +35,6 @@ from routing.staff.models import Staff
 from routing.staff.schemas import StaffRef
 from routing.types import ReportStatus
 
-
 PROMISE_BROKEN_AFTER = timedelta(milliseconds=1)
 
 
