@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -122,6 +122,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RoutingError, _routing_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    for db_error in (OperationalError, DBAPIError, PoolTimeout, ConnectionError, OSError):
+    # Only "cannot reach the database" is worth a retry; a data or integrity error is a bug.
+    for db_error in (OperationalError, InterfaceError, PoolTimeout, ConnectionError, OSError):
         app.add_exception_handler(db_error, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -19,6 +19,17 @@ def _e164(value: str) -> str:
 Phone = Annotated[str, AfterValidator(_e164)]
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store NUL in text; refuse it here instead of failing in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""A string a client sends that is stored as text."""
+
+
 class StrictModel(BaseModel):
     """Request bodies: unknown fields are an error, not silently dropped."""
 

@@ -22,11 +22,17 @@ async def read_sla(
     until: AwareDatetime | None = None,
 ) -> sla.SlaSummary:
     """Reports received in [since, until): met, missed, open, and time to accept."""
+    since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and until <= since:
         raise ValidationFailed("until must be after since", field="until")
     async with db() as session:
-        return await sla.summarize(session, since=_utc(since), until=_utc(until))
+        return await sla.summarize(session, since=since, until=until)
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC) if value else None
+def _utc(value: datetime | None, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before the first UTC date
+        raise ValidationFailed(f"{field} is outside the supported dates", field=field) from None

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from providers.base import Channel
-from routing.schemas import StrictModel
+from routing.schemas import StrictModel, Text
 from routing.types import Category
 
-StaffIds = Annotated[list[Annotated[str, Field(min_length=1, max_length=36)]], Field(min_length=1)]
+StaffIds = Annotated[list[Annotated[Text, Field(min_length=1, max_length=36)]], Field(min_length=1)]
 
 
 class StepIn(StrictModel):
@@ -29,7 +29,7 @@ def _last_resort_shorthand(value: Any) -> Any:
 
 
 class ChainCreate(StrictModel):
-    name: Annotated[str, Field(min_length=1, max_length=120)]
+    name: Annotated[Text, Field(min_length=1, max_length=120)]
     categories: list[Category] = Field(default_factory=list)
     steps: Annotated[list[StepIn], Field(min_length=1, max_length=50)]
     repeat: Annotated[int, Field(ge=0, le=20)] = 0

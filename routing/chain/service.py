@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.chain.models import Chain
@@ -32,6 +32,11 @@ async def create(session: AsyncSession, *, data: ChainCreate, now: datetime) -> 
                 raise ValidationFailed(
                     f"no staff member with id {target!r}", field=f"last_resort.targets.{j}"
                 )
+    # The chain created last serves new reports. Two chains stamped in the same instant (a coarse
+    # or fake clock) would tie, so a new chain is always stamped after the latest one.
+    latest = await session.scalar(select(func.max(Chain.created_at)))
+    if latest is not None and latest >= now:
+        now = latest + timedelta(microseconds=1)
     dumped = data.model_dump(mode="json")
     chain = Chain(
         name=data.name,

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from routing.schemas import Phone, StrictModel
+from routing.schemas import Phone, StrictModel, Text
 from routing.staff.schemas import StaffRef
 from routing.types import Category, Language
 
@@ -14,8 +14,8 @@ class ReportCreate(StrictModel):
     category: Category
     callback_phone: Phone
     language: Language = Language.NL
-    customer_ref: Annotated[str | None, Field(min_length=1, max_length=64)] = None
-    description: Annotated[str | None, Field(max_length=2000)] = None
+    customer_ref: Annotated[Text | None, Field(min_length=1, max_length=64)] = None
+    description: Annotated[Text | None, Field(max_length=2000)] = None
     # Phone and SMS reports arrive through the telephony webhooks, not through this body.
     channel: Literal["app", "web"] = "app"
 

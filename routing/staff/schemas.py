@@ -5,15 +5,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from routing.schemas import Phone, StrictModel
+from routing.schemas import Phone, StrictModel, Text
 from routing.types import Language
 
 
 class StaffCreate(StrictModel):
-    name: Annotated[str, Field(min_length=1, max_length=120)]
+    name: Annotated[Text, Field(min_length=1, max_length=120)]
     phone: Phone
     languages: Annotated[list[Language], Field(min_length=1, default_factory=lambda: [Language.NL])]
-    chat_id: Annotated[str | None, Field(min_length=1, max_length=120)] = None
+    chat_id: Annotated[Text | None, Field(min_length=1, max_length=120)] = None
 
 
 class StaffRead(BaseModel):
