@@ -59,8 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(build(settings))
     uvicorn.run(
         app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=args.host if args.host is not None else settings.host,
+        port=args.port if args.port is not None else settings.port,
         log_level=settings.log_level.lower(),
     )
     return 0
@@ -82,6 +82,15 @@ async def _run_worker(settings: Settings) -> None:
 def cmd_worker(_: argparse.Namespace) -> int:
     settings = Settings()
     _logging(settings)
+    current = asyncio.run(migrate.current_revision(settings.database_url))
+    if current != migrate.head_revision():
+        # Several workers must not race to migrate; `serve` or `migrate` does it once.
+        print(
+            f"error: the database schema is at {current or 'nothing'}, not "
+            f"{migrate.head_revision()}: run `sos-router migrate` first",
+            file=sys.stderr,
+        )
+        return 2
     asyncio.run(_run_worker(settings))
     return 0
 
@@ -92,7 +101,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         migrate.downgrade(settings.database_url, args.downgrade)
     else:
         migrate.upgrade(settings.database_url, args.revision)
-    print(f"database at revision {args.downgrade or args.revision}")
+    current = asyncio.run(migrate.current_revision(settings.database_url))
+    print(f"database at revision {current or 'base (empty)'}")
     return 0
 
 
