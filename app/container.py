@@ -5,17 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, create_sessionmaker
 from app.settings import Settings
-from providers.base import MessageSender
-from providers.registry import ProviderRegistry
+from providers.base import Channel, MessageSender
+from providers.registry import ProviderRegistry, UnsupportedChannel
 from providers.simulated import SimulatedPhones
+from providers.twilio.client import TwilioClient, new_http_client
+from providers.twilio.config import TwilioConfig
+from providers.twilio.senders import TwilioSms, TwilioVoice
 from routing.clock import Clock, SystemClock
 from routing.engine.dispatcher import Dispatcher
 from routing.engine.engine import Engine
 from routing.engine.escalator import Escalator
+from routing.engine.hangup import Hangup
 from routing.engine.reconciler import Reconciler
 
 
@@ -28,14 +33,45 @@ class Container:
     registry: ProviderRegistry
     engine: Engine
     senders: Sequence[MessageSender] = field(default_factory=list)
+    twilio: TwilioConfig | None = None
 
     @property
     def simulator(self) -> SimulatedPhones | None:
-        return next((s for s in self.senders if isinstance(s, SimulatedPhones)), None)
+        """The simulated phones, when they are the ones that ring for voice pages."""
+        try:
+            voice = self.registry.sender_for(Channel.VOICE)
+        except UnsupportedChannel:
+            return None
+        return voice if isinstance(voice, SimulatedPhones) else None
 
     async def close(self) -> None:
         self.engine.stop()
         await self.db_engine.dispose()
+
+
+def twilio_config(settings: Settings) -> TwilioConfig:
+    t = settings.twilio
+    return TwilioConfig(
+        account_sid=t.account_sid,
+        auth_token=t.auth_token.get_secret_value(),
+        from_number=t.from_number,
+        public_base_url=settings.public_base_url,
+        api_base=t.api_base,
+        ring_seconds=t.ring_seconds,
+        sms_validity_seconds=t.sms_validity_seconds,
+    )
+
+
+def default_senders(
+    settings: Settings, http: httpx.AsyncClient | None = None
+) -> list[MessageSender]:
+    """Twilio for voice and SMS when configured; the simulated phones for everything else.
+    `http` replaces the Twilio HTTP client (tests point it at a fake Twilio)."""
+    if not settings.twilio.enabled:
+        return [SimulatedPhones()]
+    config = twilio_config(settings)
+    client = TwilioClient(config, http or new_http_client(config))
+    return [TwilioVoice(client), TwilioSms(client), SimulatedPhones()]
 
 
 def build(
@@ -44,16 +80,18 @@ def build(
     clock: Clock | None = None,
     senders: Sequence[MessageSender] | None = None,
     raise_errors: bool = False,
+    http: httpx.AsyncClient | None = None,
 ) -> Container:
     db_engine = create_engine(settings.database_url)
     db = create_sessionmaker(db_engine)
     clock = clock or SystemClock()
-    senders = list(senders) if senders is not None else [SimulatedPhones()]
+    senders = list(senders) if senders is not None else default_senders(settings, http)
     registry = ProviderRegistry(senders)
     engine = Engine(
         db,
         clock,
-        [Escalator(), Dispatcher(registry, clock), Reconciler(registry)],
+        [Escalator(), Dispatcher(registry, clock), Reconciler(registry), Hangup(registry)],
         raise_errors=raise_errors,
     )
-    return Container(settings, db_engine, db, clock, registry, engine, senders)
+    twilio = twilio_config(settings) if settings.twilio.enabled else None
+    return Container(settings, db_engine, db, clock, registry, engine, senders, twilio)

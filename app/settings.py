@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from routing.phone import normalize_phone
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sos-router.db"
+
+
+class TwilioSettings(BaseModel):
+    """Twilio is on when `account_sid` is set; then the rest is required."""
+
+    account_sid: str = ""
+    auth_token: SecretStr = SecretStr("")
+    from_number: str = ""
+    api_base: str = "https://api.twilio.com"
+    ring_seconds: int = Field(25, ge=5, le=600)
+    sms_validity_seconds: int = Field(300, ge=1, le=36000)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.account_sid)
 
 
 class Settings(BaseSettings):
@@ -18,6 +35,35 @@ class Settings(BaseSettings):
     # Seed a demo rota and print demo tokens when the database is empty (zero-setup start).
     seed_demo: bool = True
     log_level: str = "INFO"
+    # The public URL Twilio calls back; webhook signatures are checked against it.
+    public_base_url: str = ""
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+
+    @model_validator(mode="after")
+    def _twilio_complete(self) -> Settings:
+        if not self.twilio.enabled:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("SOS_TWILIO__AUTH_TOKEN", self.twilio.auth_token.get_secret_value()),
+                ("SOS_TWILIO__FROM_NUMBER", self.twilio.from_number),
+                ("SOS_PUBLIC_BASE_URL", self.public_base_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(
+                "Twilio is enabled (SOS_TWILIO__ACCOUNT_SID is set) but these are missing: "
+                + ", ".join(missing)
+            )
+        try:
+            self.twilio.from_number = normalize_phone(self.twilio.from_number)
+        except ValueError:
+            raise ValueError("SOS_TWILIO__FROM_NUMBER is not a valid phone number") from None
+        if not self.public_base_url.startswith(("https://", "http://")):
+            raise ValueError("SOS_PUBLIC_BASE_URL must be an absolute http(s) URL")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

@@ -103,3 +103,10 @@ class StatusChecker(Protocol):
     """
 
     async def status(self, page_id: int, external_id: str | None) -> DeliveryUpdate | None: ...
+
+
+@runtime_checkable
+class Canceller(Protocol):
+    """Optional capability: end a page still in progress (hang up a ringing call)."""
+
+    async def cancel(self, external_id: str) -> None: ...

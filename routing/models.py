@@ -4,6 +4,7 @@ from routing.audit.models import AuditEvent
 from routing.auth.models import ApiToken
 from routing.chain.models import Chain
 from routing.db import Base
+from routing.inbound.models import InboundMessage
 from routing.page.models import EscalationTimer, Page
 from routing.report.models import IdempotencyKey, Report
 from routing.staff.models import Staff
@@ -15,6 +16,7 @@ __all__ = [
     "Chain",
     "EscalationTimer",
     "IdempotencyKey",
+    "InboundMessage",
     "Page",
     "Report",
     "Staff",

@@ -26,7 +26,7 @@ class Language(StrEnum):
 class IntakeChannel(StrEnum):
     APP = "app"
     WEB = "web"
-    PHONE = "phone"
+    SOS_LINE = "sos_line"
     SMS = "sms"
 
 

@@ -97,6 +97,9 @@ class Engine:
                         select(func.min(Page.lease_until))
                         .where(Page.state == "sending")
                         .scalar_subquery(),
+                        select(func.min(Page.hangup_due_at))
+                        .where(Page.hangup_due_at.is_not(None), Page.hung_up_at.is_(None))
+                        .scalar_subquery(),
                     )
                 )
             ).one()

@@ -32,3 +32,62 @@ def page_text(*, language: str, category: str, reference: str) -> str:
     lang = language if language in PAGE_TEXT else "nl"
     name = CATEGORY_NAMES[lang].get(category, category)
     return PAGE_TEXT[lang].format(category=name, reference=reference)
+
+
+def _lang(language: str) -> str:
+    return language if language in PAGE_TEXT else "nl"
+
+
+def spelled(reference: str) -> str:
+    """`K7Q4M2` → `K, 7, Q, 4, M, 2`: read out one character at a time."""
+    return ", ".join(reference)
+
+
+VOICE_PROMPT = {
+    "nl": "Dit is een SOS melding van de bank: {category}. Referentie {reference}. "
+    "Druk op 1 om de klant te helpen.",
+    "en": "This is an SOS report from the bank: {category}. Reference {reference}. "
+    "Press 1 to help the customer.",
+}
+VOICE_CONNECTED = {
+    "nl": "Dank je. Je hebt deze melding aangenomen. We verbinden je nu met de klant.",
+    "en": "Thank you. You have accepted this report. Connecting you to the customer now.",
+}
+VOICE_TAKEN = {
+    "nl": "Deze melding is al aangenomen door {name}. Dank je.",
+    "en": "This report has already been accepted by {name}. Thank you.",
+}
+VOICE_NO_KEY = {
+    "nl": "We hebben geen toets gehoord. We bellen een collega. Tot ziens.",
+    "en": "We did not hear a key. We are calling a colleague. Goodbye.",
+}
+SMS_ACCEPTED = {
+    "nl": "Aangenomen: melding {reference} ({category}). Jij helpt deze klant.",
+    "en": "Accepted: report {reference} ({category}). You are helping this customer.",
+}
+SMS_TAKEN = {
+    "nl": "Melding {reference} is al aangenomen door {name}.",
+    "en": "Report {reference} has already been accepted by {name}.",
+}
+SMS_NOTHING_OPEN = {
+    "nl": "Er staat geen open melding voor je klaar.",
+    "en": "There is no open report waiting for you.",
+}
+SMS_HELP = {
+    "nl": "Antwoord 1 om de laatste melding aan te nemen, of ACK gevolgd door de referentie.",
+    "en": "Reply 1 to accept the latest report, or ACK followed by its reference.",
+}
+SMS_RESUMED = {
+    "nl": "SMS-meldingen staan weer aan.",
+    "en": "SMS pages are on again.",
+}
+
+
+def voice_prompt(*, language: str, category: str, reference: str) -> str:
+    lang = _lang(language)
+    name = CATEGORY_NAMES[lang].get(category, category)
+    return VOICE_PROMPT[lang].format(category=name, reference=spelled(reference))
+
+
+def text(table: dict[str, str], language: str, **values: str) -> str:
+    return table[_lang(language)].format(**values)

@@ -33,6 +33,9 @@ class Page(Base):
     external_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(String(200))
     is_late: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A live call to end (someone else accepted, or voicemail picked up), and when it was ended.
+    hangup_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    hung_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -40,6 +43,12 @@ class Page(Base):
 
     __table_args__ = (
         UniqueConstraint("report_id", "step_no", "attempt_no", "target_no"),
+        Index(
+            "ix_pages_hangup_due",
+            "hangup_due_at",
+            postgresql_where=text("hangup_due_at IS NOT NULL AND hung_up_at IS NULL"),
+            sqlite_where=text("hangup_due_at IS NOT NULL AND hung_up_at IS NULL"),
+        ),
         Index(
             "ix_pages_unknown_due",
             "due_at",

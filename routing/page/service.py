@@ -64,20 +64,30 @@ async def create_for_step(
             is_late=late_seconds > 0,
             created_at=now,
         )
-        if step.channel == Channel.CHAT and not member.chat_id:
-            page.state, page.error, page.finished_at = "failed", "no chat id", now
+        unreachable = _unreachable(step.channel, member)
+        if unreachable:
+            page.state, page.error, page.finished_at = "failed", unreachable, now
             audit.record(
                 session,
                 at=now,
                 type=EventType.PAGE_FAILED,
                 report_id=report.id,
-                detail=f"{describe(step.channel, member.name)} failed: no chat id",
+                detail=f"{describe(step.channel, member.name)} failed: {unreachable}",
                 data=_data(page, member),
             )
         session.add(page)
         pages.append(page)
     await session.flush()
     return pages
+
+
+def _unreachable(channel: str, staff: Staff) -> str | None:
+    """Why `staff` cannot be paged on `channel` at all, if so."""
+    if channel == Channel.CHAT and not staff.chat_id:
+        return "no chat id"
+    if channel == Channel.SMS and staff.sms_stopped_at is not None:
+        return "SMS turned off (STOP)"
+    return None
 
 
 def _data(page: Page, staff: Staff) -> dict[str, object]:
@@ -133,6 +143,12 @@ async def record_sent(
     ):
         return
     page, staff = await _load(session, page_id)
+    if page.channel == Channel.VOICE:
+        acked = await session.scalar(
+            select(Report.acknowledged_at).where(Report.id == page.report_id)
+        )
+        if acked is not None:
+            page.hangup_due_at = now  # it rang after someone accepted: end it
     late = " (late)" if page.is_late else ""
     audit.record(
         session,
@@ -306,3 +322,65 @@ async def cancel_open(session: AsyncSession, *, report_id: str, now: datetime) -
         .values(state="canceled", finished_at=now, lease_until=None)
         .execution_options(synchronize_session=False)
     )
+
+
+async def mark_answered(session: AsyncSession, *, page_id: int, now: datetime) -> None:
+    """The person accepted on this page (a keypress, an SMS reply): a human answered it."""
+    await session.execute(
+        update(Page)
+        .where(Page.id == page_id, Page.state.in_(("sent", "delivered", "unknown")))
+        .values(state="answered", finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def hang_up_live_calls(session: AsyncSession, *, report_id: str, now: datetime) -> None:
+    """Every call of this report that may still ring is to be ended by the engine."""
+    await session.execute(
+        update(Page)
+        .where(
+            Page.report_id == report_id,
+            Page.channel == Channel.VOICE,
+            Page.state.in_(("sent", "delivered")),
+            Page.external_id.is_not(None),
+            Page.hangup_due_at.is_(None),
+        )
+        .values(hangup_due_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def call_progress(
+    session: AsyncSession,
+    *,
+    page_id: int,
+    external_id: str,
+    update_: DeliveryUpdate | None,
+    now: datetime,
+    machine: bool = False,
+) -> None:
+    """A status or answering-machine callback for a page call.
+
+    A callback for a page whose send timed out tells us the call exists after all: it counts as
+    sent. A machine (voicemail) is never a human: the page fails and the call is ended.
+    """
+    page, staff = await _load(session, page_id)
+    if page.external_id not in (None, external_id):
+        return  # a callback for some other call: ignore
+    if page.state == "unknown":
+        page.state, page.external_id, page.sent_at = "sent", external_id, now
+        audit.record(
+            session,
+            at=now,
+            type=EventType.PAGE_SENT,
+            report_id=page.report_id,
+            detail=f"{describe(page.channel, staff.name)} sent (confirmed by callback)",
+            data=_data(page, staff),
+        )
+    if machine:
+        if page.state in ("sent", "delivered"):
+            page.hangup_due_at = now
+            await _fail(session, page, staff, "voicemail answered, not a person", now)
+        return
+    if update_ is not None:
+        await apply_delivery_update(session, page_id=page_id, update_=update_, now=now)

@@ -51,9 +51,12 @@ async def submit(
     sla_seconds: int,
     token_id: str | None = None,
     idempotency_key: str | None = None,
+    channel: str | None = None,
 ) -> tuple[Report, bool]:
     """Store a new report and start its escalation. Returns (report, created); with an
-    idempotency key seen before and the same body, the earlier report and False."""
+    idempotency key seen before and the same body, the earlier report and False.
+    `channel` overrides the body's (reports arriving by SMS or on the SOS line)."""
+    channel = channel or str(data.channel)
     report_id = new_id()
     if idempotency_key is not None:
         scope = token_id or "anonymous"
@@ -84,7 +87,7 @@ async def submit(
         id=report_id,
         reference=await _unused_reference(session),
         category=str(data.category),
-        channel=str(data.channel),
+        channel=channel,
         language=str(data.language),
         callback_phone=data.callback_phone,
         customer_ref=data.customer_ref,
@@ -103,8 +106,8 @@ async def submit(
         at=now,
         type=EventType.RECEIVED,
         report_id=report.id,
-        detail=f"{data.category} report received by {data.channel}",
-        data={"channel": str(data.channel), "category": str(data.category)},
+        detail=f"{data.category} report received by {channel}",
+        data={"channel": channel, "category": str(data.category)},
     )
     # An ack at the deadline itself still keeps the promise, so the miss is due just after it.
     missed_at = report.deadline_at + PROMISE_BROKEN_AFTER
@@ -152,12 +155,19 @@ async def get_for_update(session: AsyncSession, report_id: str) -> Report:
 
 
 async def acknowledge(
-    session: AsyncSession, *, report_id: str, staff_id: str, now: datetime, how: str = "api"
+    session: AsyncSession,
+    *,
+    report_id: str,
+    staff_id: str,
+    now: datetime,
+    how: str = "api",
+    via_page_id: int | None = None,
 ) -> Report:
     """The first acknowledgement wins; the same person again is a no-op; anyone else conflicts.
 
     In the same transaction every timer and unsent page of the report is canceled, so no page is
-    created or claimed after this commits.
+    created or claimed after this commits, and every other call still ringing is marked to be
+    hung up. `via_page_id` is the page the person accepted on (a keypress, an SMS reply).
     """
     report = await get_for_update(session, report_id)
     staff = await session.get(Staff, staff_id)
@@ -189,6 +199,9 @@ async def acknowledge(
     )
     assert won.rowcount == 1  # type: ignore[attr-defined]  # the row lock makes this the winner
     await page_service.cancel_open(session, report_id=report_id, now=now)
+    if via_page_id is not None:
+        await page_service.mark_answered(session, page_id=via_page_id, now=now)
+    await page_service.hang_up_live_calls(session, report_id=report_id, now=now)
     seconds = (now - report.received_at).total_seconds()
     audit.record(
         session,

@@ -18,4 +18,6 @@ class Staff(Base):
     phone: Mapped[str] = mapped_column(String(20))
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
     chat_id: Mapped[str | None] = mapped_column(String(120))
+    # Set when the person texted STOP: the carrier blocks our SMS to them until START.
+    sms_stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,220 @@
+"""Twilio webhooks: page calls (TwiML, keypress, status, voicemail), SMS status, inbound SMS.
+
+Every request is checked against `X-Twilio-Signature`, computed over SOS_PUBLIC_BASE_URL + the
+raw path and query (never forwarded headers), and refused with 403 before anything changes.
+Handlers record what happened and answer at once; the engine does the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
+
+from app.deps import ContainerDep, DbDep, NowDep
+from providers.base import DeliveryUpdate
+from providers.twilio import signature, twiml
+from providers.twilio.config import TwilioConfig
+from providers.twilio.senders import page_path
+from providers.twilio.webhooks import call_state, inbound_sms, is_machine, message_state
+from routing.inbound import service as inbound
+from routing.page import messages
+from routing.page import service as page_service
+from routing.page.models import Page
+from routing.report.models import Report
+from routing.staff.models import Staff
+
+router = APIRouter(prefix="/webhooks/twilio", tags=["twilio webhooks"], include_in_schema=False)
+
+PageId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def _config(container: ContainerDep) -> TwilioConfig:
+    if container.twilio is None:
+        raise HTTPException(404, "Twilio is not configured")
+    return container.twilio
+
+
+Config = Annotated[TwilioConfig, Depends(_config)]
+
+
+async def signed_form(request: Request, config: Config) -> dict[str, str]:
+    """The form Twilio posted, once its signature checks out; 403 otherwise."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    form = dict(parse_qsl(body, keep_blank_values=True))
+    url = signature.public_url(
+        config.public_base_url,
+        request.scope.get("raw_path") or request.url.path.encode(),
+        request.scope.get("query_string", b""),
+    )
+    given = request.headers.get("x-twilio-signature", "")
+    if not signature.is_valid(config.auth_token, url, form, given):
+        raise HTTPException(403, "invalid Twilio signature")
+    return form
+
+
+Form = Annotated[dict[str, str], Depends(signed_form)]
+
+
+def xml(document: str) -> Response:
+    return Response(document, media_type="text/xml")
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+async def _context(session: AsyncSession, page_id: int) -> tuple[Page, Staff, Report] | None:
+    page = await session.get(Page, page_id)
+    if page is None:
+        return None
+    staff = await session.get(Staff, page.staff_id)
+    report = await session.get(Report, page.report_id)
+    assert staff is not None
+    assert report is not None
+    return page, staff, report
+
+
+async def _holder_name(session: AsyncSession, report: Report) -> str:
+    holder = await session.get(Staff, report.acknowledged_by_id or "")
+    return holder.name if holder else "?"
+
+
+GOODBYE = twiml.say_and_hang_up(text="Goodbye.", language="en")
+
+
+@router.post("/pages/{page_id}/voice")
+async def page_call_answered(page_id: PageId, _: Form, config: Config, db: DbDep) -> Response:
+    """The paged colleague picked up: say what it is and listen for 1."""
+    async with db() as session:
+        context = await _context(session, page_id)
+        if context is None:
+            return xml(GOODBYE)
+        _page, staff, report = context
+        language = messages.staff_language(staff.languages)
+        if report.acknowledged_by_id not in (None, staff.id):
+            name = await _holder_name(session, report)
+            taken = messages.text(messages.VOICE_TAKEN, language, name=name)
+            return xml(twiml.say_and_hang_up(text=taken, language=language))
+    prompt = messages.voice_prompt(
+        language=language, category=report.category, reference=report.reference
+    )
+    action = config.url(page_path(page_id, "digits"))
+    return xml(twiml.ask_for_keypress(prompt=prompt, language=language, action_url=action))
+
+
+@router.post("/pages/{page_id}/digits")
+async def page_call_keypress(
+    page_id: PageId,
+    form: Form,
+    config: Config,
+    container: ContainerDep,
+    db: DbDep,
+    now: NowDep,
+) -> Response:
+    """Only a keypress is a human: 1 accepts (the first wins); anything else ends the call."""
+    async with db.begin() as session:
+        context = await _context(session, page_id)
+        if context is None:
+            return xml(GOODBYE)
+        _page, staff, report = context
+        language = messages.staff_language(staff.languages)
+        if form.get("Digits", "").strip() != "1":
+            no_key = messages.text(messages.VOICE_NO_KEY, language)
+            return xml(twiml.say_and_hang_up(text=no_key, language=language))
+        result = await inbound.accept_page(session, page_id=page_id, now=now, via="keypress")
+    container.engine.trigger()
+    if result.report.acknowledged_by_id != staff.id:
+        taken = messages.text(messages.VOICE_TAKEN, language, name=result.holder_name)
+        return xml(twiml.say_and_hang_up(text=taken, language=language))
+    return xml(
+        twiml.say_and_join(
+            text=messages.text(messages.VOICE_CONNECTED, language),
+            language=language,
+            room=f"sos-{report.id}",
+            status_url=config.url(f"/webhooks/twilio/rooms/{report.id}"),
+        )
+    )
+
+
+@router.post("/pages/{page_id}/call-status", status_code=204)
+async def page_call_status(
+    page_id: PageId, form: Form, container: ContainerDep, db: DbDep, now: NowDep
+) -> Response:
+    """Ringing, answered, or over: a call that ends without a keypress is a missed page."""
+    sid = form.get("CallSid", "")
+    state, detail = call_state(form.get("CallStatus", ""))
+    async with db.begin() as session:
+        if sid and await session.get(Page, page_id) is not None:
+            await page_service.call_progress(
+                session,
+                page_id=page_id,
+                external_id=sid,
+                now=now,
+                update_=DeliveryUpdate(sid, state, detail) if state else None,
+            )
+    container.engine.trigger()
+    return no_content()
+
+
+@router.post("/pages/{page_id}/amd", status_code=204)
+async def page_call_machine(
+    page_id: PageId, form: Form, container: ContainerDep, db: DbDep, now: NowDep
+) -> Response:
+    """Answering-machine detection: a voicemail is never a human. Fall back and hang up."""
+    sid = form.get("CallSid", "")
+    if is_machine(form) and sid:
+        async with db.begin() as session:
+            if await session.get(Page, page_id) is not None:
+                await page_service.call_progress(
+                    session,
+                    page_id=page_id,
+                    external_id=sid,
+                    update_=None,
+                    now=now,
+                    machine=True,
+                )
+        container.engine.trigger()
+    return no_content()
+
+
+@router.post("/pages/{page_id}/sms-status", status_code=204)
+async def page_sms_status(
+    page_id: PageId, form: Form, container: ContainerDep, db: DbDep, now: NowDep
+) -> Response:
+    sid = form.get("MessageSid", "")
+    state, detail = message_state(form.get("MessageStatus", ""), form.get("ErrorCode"))
+    if state is not None and sid:
+        async with db.begin() as session:
+            page = await session.get(Page, page_id)
+            if page is not None and page.external_id in (None, sid):
+                await page_service.apply_delivery_update(
+                    session, page_id=page_id, update_=DeliveryUpdate(sid, state, detail), now=now
+                )
+        container.engine.trigger()
+    return no_content()
+
+
+@router.post("/rooms/{report_id}", status_code=204)
+async def room_status(report_id: str, _: Form) -> Response:
+    """Conference events for a report's room (who joined, who left)."""
+    del report_id
+    return no_content()
+
+
+@router.post("/sms")
+async def inbound_message(form: Form, container: ContainerDep, db: DbDep, now: NowDep) -> Response:
+    """An SMS to the SOS number: a staff member answering a page."""
+    sms = inbound_sms(form)
+    async with db.begin() as session:
+        if not await inbound.first_time(session, f"twilio:{sms.message_sid}", now):
+            return xml(twiml.sms_reply(None))  # redelivered: already handled
+        staff = await inbound.staff_by_phone(session, sms.from_)
+        if not staff:
+            return xml(twiml.sms_reply(None))
+        reply = await inbound.staff_sms(session, staff=staff, body=sms.body, now=now)
+    container.engine.trigger()
+    return xml(twiml.sms_reply(reply))

@@ -1,0 +1,1 @@
+"""Twilio: REST calls with httpx, TwiML and signature checks with the `twilio` package."""

@@ -1,0 +1,112 @@
+"""A thin Twilio REST client over httpx: the five calls sos-router makes, nothing else.
+
+Requests are form-encoded with repeated keys for lists; answers are parsed into plain values.
+Errors become the port's error classes (`providers.twilio.errors`). No retries here: whether and
+when to retry is the engine's decision, and a create is never blindly repeated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from providers.twilio import errors
+from providers.twilio.config import TwilioConfig
+
+CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+class TwilioClient:
+    def __init__(self, config: TwilioConfig, http: httpx.AsyncClient) -> None:
+        self.config = config
+        self.http = http
+        self.prefix = f"/2010-04-01/Accounts/{config.account_sid}"
+
+    async def _request(
+        self, method: str, path: str, data: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        try:
+            response = await self.http.request(method, self.prefix + path, data=data)
+        except httpx.TransportError as exc:
+            raise errors.from_transport(exc) from exc
+        if response.status_code == 404 and method == "GET":
+            return None
+        if response.status_code >= 300:
+            raise errors.from_response(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def create_call(
+        self, *, to: str, url: str, status_callback: str, amd_callback: str, ring_seconds: int
+    ) -> str:
+        body = await self._request(
+            "POST",
+            "/Calls.json",
+            {
+                "To": to,
+                "From": self.config.from_number,
+                "Url": url,
+                "StatusCallback": status_callback,
+                "StatusCallbackEvent": CALL_EVENTS,
+                "Timeout": str(ring_seconds),
+                "MachineDetection": "Enable",
+                "AsyncAmd": "true",
+                "AsyncAmdStatusCallback": amd_callback,
+            },
+        )
+        assert body is not None
+        return str(body["sid"])
+
+    async def end_call(self, sid: str) -> None:
+        await self._request("POST", f"/Calls/{sid}.json", {"Status": "completed"})
+
+    async def fetch_call(self, sid: str) -> dict[str, Any] | None:
+        return await self._request("GET", f"/Calls/{sid}.json")
+
+    async def create_message(
+        self, *, to: str, body: str, status_callback: str, validity_seconds: int
+    ) -> str:
+        answer = await self._request(
+            "POST",
+            "/Messages.json",
+            {
+                "To": to,
+                "From": self.config.from_number,
+                "Body": body,
+                "StatusCallback": status_callback,
+                "ValidityPeriod": str(validity_seconds),
+            },
+        )
+        assert answer is not None
+        return str(answer["sid"])
+
+    async def fetch_message(self, sid: str) -> dict[str, Any] | None:
+        return await self._request("GET", f"/Messages/{sid}.json")
+
+    async def add_participant(
+        self, *, conference: str, to: str, status_callback: str, ring_seconds: int
+    ) -> str:
+        body = await self._request(
+            "POST",
+            f"/Conferences/{conference}/Participants.json",
+            {
+                "From": self.config.from_number,
+                "To": to,
+                "Timeout": str(ring_seconds),
+                "StatusCallback": status_callback,
+                "StatusCallbackEvent": "initiated ringing answered completed",
+                "EarlyMedia": "false",
+                "Beep": "false",
+            },
+        )
+        assert body is not None
+        return str(body["call_sid"])
+
+
+def new_http_client(config: TwilioConfig, **kwargs: Any) -> httpx.AsyncClient:
+    """The production HTTP client: Basic auth, short timeouts (the engine adds a hard deadline)."""
+    kwargs.setdefault("timeout", httpx.Timeout(5.0, connect=3.0))
+    return httpx.AsyncClient(
+        base_url=config.api_base, auth=(config.account_sid, config.auth_token), **kwargs
+    )

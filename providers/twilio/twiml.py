@@ -1,0 +1,54 @@
+"""TwiML documents, built with the `twilio` package so every piece of text is escaped."""
+
+from __future__ import annotations
+
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
+
+VOICES = {"nl": "nl-NL", "en": "en-GB"}
+
+
+def _say(response: VoiceResponse, text: str, language: str) -> None:
+    response.say(text, language=VOICES.get(language, "nl-NL"))
+
+
+def ask_for_keypress(*, prompt: str, language: str, action_url: str) -> str:
+    """Say the prompt twice while listening for one digit; no key still calls the action."""
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf", num_digits=1, timeout=8, action=action_url, action_on_empty_result=True
+    )
+    gather.say(prompt, language=VOICES.get(language, "nl-NL"))
+    gather.pause(length=1)
+    gather.say(prompt, language=VOICES.get(language, "nl-NL"))
+    return str(response)
+
+
+def say_and_join(*, text: str, language: str, room: str, status_url: str) -> str:
+    """Tell the acceptor they are connected, then put them in the report's conference room."""
+    response = VoiceResponse()
+    _say(response, text, language)
+    dial = response.dial()
+    dial.conference(
+        room,
+        start_conference_on_enter=True,
+        end_conference_on_exit=False,
+        beep=False,
+        status_callback=status_url,
+        status_callback_event="start end join leave",
+    )
+    return str(response)
+
+
+def say_and_hang_up(*, text: str, language: str) -> str:
+    response = VoiceResponse()
+    _say(response, text, language)
+    response.hangup()
+    return str(response)
+
+
+def sms_reply(text: str | None) -> str:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return str(response)

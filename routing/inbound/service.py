@@ -1,0 +1,162 @@
+"""What people send us: a staff member's keypress or SMS reply, a customer's SMS.
+
+Provider adapters turn webhooks into plain values; these functions decide what they mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from routing.audit import service as audit
+from routing.db import insert_ignoring_conflicts
+from routing.errors import AlreadyAcknowledged, NotFound
+from routing.inbound.models import InboundMessage
+from routing.page import messages
+from routing.page.models import Page
+from routing.report import service as report_service
+from routing.report.models import Report
+from routing.staff.models import Staff
+from routing.types import ReportStatus
+
+ACCEPT_WORDS = {"1", "ACK", "OK", "JA", "YES"}
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
+START_WORDS = {"START", "UNSTOP"}
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """The outcome of "I take it": `won` is False when someone else already holds the report."""
+
+    report: Report
+    won: bool
+    holder_name: str
+    language: str
+
+
+async def first_time(session: AsyncSession, provider_id: str, now: datetime) -> bool:
+    """True the first time a provider message id is seen; redelivered webhooks get False."""
+    inserted = await session.scalar(
+        insert_ignoring_conflicts(session, InboundMessage)
+        .values(provider_id=provider_id, received_at=now)
+        .returning(InboundMessage.provider_id)
+    )
+    return inserted is not None
+
+
+async def accept_page(
+    session: AsyncSession, *, page_id: int, now: datetime, via: str
+) -> Acceptance:
+    page = await session.get(Page, page_id)
+    if page is None:
+        raise NotFound("no such page", field="page_id")
+    staff = await session.get(Staff, page.staff_id)
+    assert staff is not None
+    language = messages.staff_language(staff.languages)
+    try:
+        report = await report_service.acknowledge(
+            session,
+            report_id=page.report_id,
+            staff_id=page.staff_id,
+            now=now,
+            how=via,
+            via_page_id=page_id,
+        )
+    except AlreadyAcknowledged as taken:
+        report = await report_service.get(session, page.report_id)
+        return Acceptance(report, False, taken.holder_name, language)
+    return Acceptance(report, True, staff.name, language)
+
+
+async def staff_by_phone(session: AsyncSession, phone: str) -> list[Staff]:
+    return list(await session.scalars(select(Staff).where(Staff.phone == phone)))
+
+
+async def staff_sms(
+    session: AsyncSession, *, staff: list[Staff], body: str, now: datetime
+) -> str | None:
+    """A staff member texted us. Returns the reply to send, or None for no reply.
+
+    `1`, `ACK`, `OK`, `JA`, `YES` (any case) accept the most recent open page to that number;
+    `ACK K7Q4M2` picks the report with that reference. STOP turns their SMS pages off.
+    """
+    words = body.strip().upper().split()
+    language = messages.staff_language(staff[0].languages)
+    if not words:
+        return messages.text(messages.SMS_HELP, language)
+    if len(words) == 1 and words[0] in STOP_WORDS | START_WORDS:
+        stopped = words[0] in STOP_WORDS
+        for member in staff:
+            await _set_sms_stopped(session, member, stopped, now)
+        # After STOP the carrier sends its own confirmation and blocks ours.
+        return None if stopped else messages.text(messages.SMS_RESUMED, language)
+    if words[0] not in ACCEPT_WORDS:
+        return messages.text(messages.SMS_HELP, language)
+    reference = words[1] if len(words) > 1 else None
+    page = await _page_to_accept(session, [s.id for s in staff], reference)
+    if page is None:
+        return messages.text(messages.SMS_NOTHING_OPEN, language)
+    result = await accept_page(session, page_id=page.id, now=now, via="SMS reply")
+    category = messages.CATEGORY_NAMES[language].get(result.report.category, "")
+    if result.won:
+        return messages.text(
+            messages.SMS_ACCEPTED, language, reference=result.report.reference, category=category
+        )
+    if result.report.acknowledged_by_id in {s.id for s in staff}:
+        return messages.text(
+            messages.SMS_ACCEPTED, language, reference=result.report.reference, category=category
+        )
+    return messages.text(
+        messages.SMS_TAKEN, language, reference=result.report.reference, name=result.holder_name
+    )
+
+
+async def _page_to_accept(
+    session: AsyncSession, staff_ids: list[str], reference: str | None
+) -> Page | None:
+    """The most recent page to these people whose report is still open; failing that, the most
+    recent one at all (so a late reply learns who has it)."""
+    query = (
+        select(Page)
+        .join(Report, Report.id == Page.report_id)
+        .where(Page.staff_id.in_(staff_ids), Page.state != "pending")
+        .order_by(Page.id.desc())
+        .limit(1)
+    )
+    if reference is not None:
+        query = query.where(Report.reference == reference)
+    open_page = await session.scalar(query.where(Report.acknowledged_at.is_(None)))
+    return open_page or await session.scalar(query)
+
+
+async def _set_sms_stopped(
+    session: AsyncSession, staff: Staff, stopped: bool, now: datetime
+) -> None:
+    if (staff.sms_stopped_at is not None) == stopped:
+        return
+    staff.sms_stopped_at = now if stopped else None
+    audit.record(
+        session,
+        at=now,
+        type="staff_sms_stopped" if stopped else "staff_sms_started",
+        actor=staff.id,
+        detail=(
+            f"{staff.name} texted STOP: SMS pages to them are off; other channels go on"
+            if stopped
+            else f"{staff.name} texted START: SMS pages are on again"
+        ),
+        data={"staff": {"id": staff.id, "name": staff.name}},
+    )
+
+
+async def open_report_from(session: AsyncSession, phone: str) -> Report | None:
+    """The customer's open report (not resolved), newest first."""
+    return await session.scalar(
+        select(Report)
+        .where(Report.callback_phone == phone, Report.status != ReportStatus.RESOLVED)
+        .order_by(Report.received_at.desc())
+        .limit(1)
+    )
