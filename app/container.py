@@ -17,6 +17,7 @@ from providers.twilio.client import TwilioClient, new_http_client
 from providers.twilio.config import TwilioConfig
 from providers.twilio.senders import TwilioSms, TwilioVoice
 from routing.clock import Clock, SystemClock
+from routing.engine.bridger import Bridger
 from routing.engine.dispatcher import Dispatcher
 from routing.engine.engine import Engine
 from routing.engine.escalator import Escalator
@@ -90,7 +91,13 @@ def build(
     engine = Engine(
         db,
         clock,
-        [Escalator(), Dispatcher(registry, clock), Reconciler(registry), Hangup(registry)],
+        [
+            Escalator(),
+            Dispatcher(registry, clock),
+            Reconciler(registry),
+            Hangup(registry),
+            Bridger(registry),
+        ],
         raise_errors=raise_errors,
     )
     twilio = twilio_config(settings) if settings.twilio.enabled else None

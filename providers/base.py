@@ -110,3 +110,20 @@ class Canceller(Protocol):
     """Optional capability: end a page still in progress (hang up a ringing call)."""
 
     async def cancel(self, external_id: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RoomCall:
+    """Call one person into a report's conference room (the voice bridge)."""
+
+    call_id: int
+    to: str
+    room: str
+    leg: str  # "customer" or "staff"
+
+
+@runtime_checkable
+class RoomDialer(Protocol):
+    """Optional capability: place a call that joins a conference room when answered."""
+
+    async def call_into_room(self, call: RoomCall) -> SendResult: ...

@@ -17,6 +17,7 @@ from providers.base import (
     OutboundPage,
     OutcomeUnknownError,
     PermanentProviderError,
+    RoomCall,
     SendResult,
     TemporaryProviderError,
 )
@@ -49,6 +50,7 @@ class ScriptedSender:
         self._script: dict[Channel | None, deque[Outcome]] = defaultdict(deque)
         self._accepted: dict[int, str] = {}
         self._checked = 0
+        self.room_calls: list[RoomCall] = []
 
     def script(self, *outcomes: Outcome, channel: Channel | None = None) -> None:
         """Queue outcomes for the next sends on `channel` (or on any channel)."""
@@ -76,6 +78,10 @@ class ScriptedSender:
     async def status(self, page_id: int, _external_id: str | None) -> DeliveryUpdate | None:
         found = self._accepted.get(page_id)
         return None if found is None else DeliveryUpdate(found, DeliveryState.SENT)
+
+    async def call_into_room(self, call: RoomCall) -> SendResult:
+        self.room_calls.append(call)
+        return SendResult(self.name, f"FAKEROOM{call.call_id}")
 
     # --- expectations -------------------------------------------------------------------------
 

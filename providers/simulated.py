@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from providers.base import Channel, OutboundPage, SendResult
+from providers.base import Channel, OutboundPage, RoomCall, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ class SimulatedPhones:
 
     def __init__(self, *, keep: int = 1000) -> None:
         self.sent: list[OutboundPage] = []
+        self.room_calls: list[RoomCall] = []
         self._keep = keep
 
     async def send(self, page: OutboundPage) -> SendResult:
@@ -34,8 +35,14 @@ class SimulatedPhones:
         )
         return SendResult(provider=self.name, external_id=f"SIM{page.page_id}")
 
+    async def call_into_room(self, call: RoomCall) -> SendResult:
+        self.room_calls.append(call)
+        log.info("simulated %s call %s into room %s", call.leg, call.call_id, call.room)
+        return SendResult(provider=self.name, external_id=f"SIMROOM{call.call_id}")
+
 
 if TYPE_CHECKING:
-    from providers.base import MessageSender
+    from providers.base import MessageSender, RoomDialer
 
     _check: type[MessageSender] = SimulatedPhones
+    _check_rooms: type[RoomDialer] = SimulatedPhones

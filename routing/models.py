@@ -2,9 +2,10 @@
 
 from routing.audit.models import AuditEvent
 from routing.auth.models import ApiToken
+from routing.bridge.models import BridgeCall
 from routing.chain.models import Chain
 from routing.db import Base
-from routing.inbound.models import InboundMessage
+from routing.inbound.models import InboundMessage, SosCall
 from routing.page.models import EscalationTimer, Page
 from routing.report.models import IdempotencyKey, Report
 from routing.staff.models import Staff
@@ -13,11 +14,13 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
+    "BridgeCall",
     "Chain",
     "EscalationTimer",
     "IdempotencyKey",
     "InboundMessage",
     "Page",
     "Report",
+    "SosCall",
     "Staff",
 ]

@@ -85,8 +85,16 @@ class TwilioClient:
         return await self._request("GET", f"/Messages/{sid}.json")
 
     async def add_participant(
-        self, *, conference: str, to: str, status_callback: str, ring_seconds: int
+        self,
+        *,
+        conference: str,
+        to: str,
+        status_callback: str,
+        ring_seconds: int,
+        starts_room: bool,
     ) -> str:
+        """Call `to` into the room. Whoever `starts_room` opens it; the others hear hold music
+        until then, and the room ends when its starter leaves."""
         body = await self._request(
             "POST",
             f"/Conferences/{conference}/Participants.json",
@@ -98,6 +106,8 @@ class TwilioClient:
                 "StatusCallbackEvent": "initiated ringing answered completed",
                 "EarlyMedia": "false",
                 "Beep": "false",
+                "StartConferenceOnEnter": "true" if starts_room else "false",
+                "EndConferenceOnExit": "true" if starts_room else "false",
             },
         )
         assert body is not None

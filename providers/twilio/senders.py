@@ -14,6 +14,7 @@ from providers.base import (
     DeliveryUpdate,
     OutboundPage,
     ProviderError,
+    RoomCall,
     SendResult,
 )
 from providers.twilio.client import TwilioClient
@@ -58,6 +59,18 @@ class TwilioVoice:
     async def cancel(self, external_id: str) -> None:
         await self.client.end_call(external_id)
 
+    async def call_into_room(self, call: RoomCall) -> SendResult:
+        """Dial someone into the conference room from the SOS number (never a staff number)."""
+        config = self.client.config
+        sid = await self.client.add_participant(
+            conference=call.room,
+            to=call.to,
+            status_callback=config.url(f"/webhooks/twilio/bridge/{call.call_id}/status"),
+            ring_seconds=config.ring_seconds * 2 if call.leg == "customer" else config.ring_seconds,
+            starts_room=call.leg == "staff",
+        )
+        return SendResult(PROVIDER, sid)
+
 
 class TwilioSms:
     name = PROVIDER
@@ -88,10 +101,11 @@ class TwilioSms:
 
 
 if TYPE_CHECKING:
-    from providers.base import Canceller, MessageSender, StatusChecker
+    from providers.base import Canceller, MessageSender, RoomDialer, StatusChecker
 
     _voice: type[MessageSender] = TwilioVoice
     _voice_status: type[StatusChecker] = TwilioVoice
     _voice_cancel: type[Canceller] = TwilioVoice
+    _voice_rooms: type[RoomDialer] = TwilioVoice
     _sms: type[MessageSender] = TwilioSms
     _sms_status: type[StatusChecker] = TwilioSms

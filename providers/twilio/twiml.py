@@ -52,3 +52,39 @@ def sms_reply(text: str | None) -> str:
     if text:
         response.message(text)
     return str(response)
+
+
+def menu(*, prompt: str, language: str, action_url: str) -> str:
+    """One menu question: one digit, asked once; silence still reaches the action."""
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf", num_digits=1, timeout=6, action=action_url, action_on_empty_result=True
+    )
+    gather.say(prompt, language=VOICES.get(language, "nl-NL"))
+    return str(response)
+
+
+def hold_in_room(*, text: str, language: str, room: str, wait_url: str, status_url: str) -> str:
+    """Tell the caller what happens next, then hold them in the room until a colleague joins."""
+    response = VoiceResponse()
+    _say(response, text, language)
+    dial = response.dial()
+    dial.conference(
+        room,
+        start_conference_on_enter=False,
+        end_conference_on_exit=False,
+        beep=False,
+        wait_url=wait_url,
+        wait_method="POST",
+        status_callback=status_url,
+        status_callback_event="join leave",
+    )
+    return str(response)
+
+
+def hold_message(*, text: str, language: str) -> str:
+    """What a holding caller hears, on a loop (Twilio replays the wait URL)."""
+    response = VoiceResponse()
+    _say(response, text, language)
+    response.pause(length=15)
+    return str(response)

@@ -18,6 +18,7 @@ from typing import Protocol
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from routing.bridge.models import BridgeCall
 from routing.clock import Clock
 from routing.page.models import EscalationTimer, Page
 
@@ -96,6 +97,9 @@ class Engine:
                         .scalar_subquery(),
                         select(func.min(Page.lease_until))
                         .where(Page.state == "sending")
+                        .scalar_subquery(),
+                        select(func.min(BridgeCall.due_at))
+                        .where(BridgeCall.state == "pending")
                         .scalar_subquery(),
                         select(func.min(Page.hangup_due_at))
                         .where(Page.hangup_due_at.is_not(None), Page.hung_up_at.is_(None))

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.audit import service as audit
+from routing.bridge import service as bridge
 from routing.db import insert_ignoring_conflicts
 from routing.errors import AlreadyAcknowledged, NotFound
 from routing.inbound.models import InboundMessage
@@ -19,8 +20,9 @@ from routing.page import messages
 from routing.page.models import Page
 from routing.report import service as report_service
 from routing.report.models import Report
+from routing.report.schemas import ReportCreate
 from routing.staff.models import Staff
-from routing.types import ReportStatus
+from routing.types import Category, IntakeChannel, Language, ReportStatus
 
 ACCEPT_WORDS = {"1", "ACK", "OK", "JA", "YES"}
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
@@ -48,8 +50,10 @@ async def first_time(session: AsyncSession, provider_id: str, now: datetime) -> 
 
 
 async def accept_page(
-    session: AsyncSession, *, page_id: int, now: datetime, via: str
+    session: AsyncSession, *, page_id: int, now: datetime, via: str, on_call: bool = False
 ) -> Acceptance:
+    """Accept the page's report for the person paged; when they win, start the voice bridge
+    (`on_call`: they accepted during a call and are joining the room already)."""
     page = await session.get(Page, page_id)
     if page is None:
         raise NotFound("no such page", field="page_id")
@@ -68,6 +72,8 @@ async def accept_page(
     except AlreadyAcknowledged as taken:
         report = await report_service.get(session, page.report_id)
         return Acceptance(report, False, taken.holder_name, language)
+    if report.acknowledged_at == now:  # this call won it (not a repeat by the same person)
+        await bridge.connect(session, report=report, staff=staff, acceptor_on_call=on_call, now=now)
     return Acceptance(report, True, staff.name, language)
 
 
@@ -160,3 +166,47 @@ async def open_report_from(session: AsyncSession, phone: str) -> Report | None:
         .order_by(Report.received_at.desc())
         .limit(1)
     )
+
+
+CUSTOMER_RECEIVED = (
+    "Uw SOS-melding {reference} is ontvangen. Binnen {minutes} minuten helpt een medewerker u. "
+    "Deel nooit codes. / Your SOS report {reference} is received; a person will help you "
+    "within {minutes} minutes."
+)
+CUSTOMER_ADDED = (
+    "Uw bericht is toegevoegd aan melding {reference}. / Your message was added to report "
+    "{reference}."
+)
+
+
+async def customer_sms(
+    session: AsyncSession, *, phone: str, body: str, now: datetime, sla_seconds: int
+) -> tuple[str, bool]:
+    """A customer texted the SOS number: a new report, or more words for their open one.
+    Returns the reply and whether a new report was made."""
+    open_report = await open_report_from(session, phone)
+    if open_report is not None:
+        text_so_far = open_report.description or ""
+        open_report.description = (text_so_far + "\n" + body).strip()[:2000]
+        audit.record(
+            session,
+            at=now,
+            type="customer_message",
+            report_id=open_report.id,
+            detail="the customer sent another SMS (added to the description)",
+            data={"channel": "sms"},
+        )
+        return CUSTOMER_ADDED.format(reference=open_report.reference), False
+    data = ReportCreate.model_construct(
+        category=Category.OTHER,
+        callback_phone=phone,
+        language=Language.NL,
+        customer_ref=None,
+        description=body[:2000] or None,
+        channel="app",
+    )
+    report, _ = await report_service.submit(
+        session, data=data, now=now, sla_seconds=sla_seconds, channel=IntakeChannel.SMS
+    )
+    minutes = max(1, sla_seconds // 60)
+    return CUSTOMER_RECEIVED.format(reference=report.reference, minutes=minutes), True

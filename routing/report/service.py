@@ -52,10 +52,14 @@ async def submit(
     token_id: str | None = None,
     idempotency_key: str | None = None,
     channel: str | None = None,
+    received_at: datetime | None = None,
 ) -> tuple[Report, bool]:
     """Store a new report and start its escalation. Returns (report, created); with an
     idempotency key seen before and the same body, the earlier report and False.
-    `channel` overrides the body's (reports arriving by SMS or on the SOS line)."""
+    `channel` overrides the body's (reports arriving by SMS or on the SOS line);
+    `received_at` is the customer's first contact when it came before this moment (a call that
+    arrived before its menu ended): the promise clock starts there."""
+    received_at = received_at or now
     channel = channel or str(data.channel)
     report_id = new_id()
     if idempotency_key is not None:
@@ -93,8 +97,8 @@ async def submit(
         customer_ref=data.customer_ref,
         description=data.description,
         status=ReportStatus.OPEN,
-        received_at=now,
-        deadline_at=now + timedelta(seconds=sla_seconds),
+        received_at=received_at,
+        deadline_at=received_at + timedelta(seconds=sla_seconds),
         is_exhausted=False,
         chain=chain_service.snapshot(chain) if chain else None,
         created_by_token_id=token_id,

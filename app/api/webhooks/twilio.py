@@ -20,10 +20,13 @@ from providers.twilio import signature, twiml
 from providers.twilio.config import TwilioConfig
 from providers.twilio.senders import page_path
 from providers.twilio.webhooks import call_state, inbound_sms, is_machine, message_state
+from routing.bridge import service as bridge
 from routing.inbound import service as inbound
+from routing.inbound import sos_line
 from routing.page import messages
 from routing.page import service as page_service
 from routing.page.models import Page
+from routing.phone import normalize_phone
 from routing.report.models import Report
 from routing.staff.models import Staff
 
@@ -125,7 +128,9 @@ async def page_call_keypress(
         if form.get("Digits", "").strip() != "1":
             no_key = messages.text(messages.VOICE_NO_KEY, language)
             return xml(twiml.say_and_hang_up(text=no_key, language=language))
-        result = await inbound.accept_page(session, page_id=page_id, now=now, via="keypress")
+        result = await inbound.accept_page(
+            session, page_id=page_id, now=now, via="keypress", on_call=True
+        )
     container.engine.trigger()
     if result.report.acknowledged_by_id != staff.id:
         taken = messages.text(messages.VOICE_TAKEN, language, name=result.holder_name)
@@ -199,22 +204,150 @@ async def page_sms_status(
 
 
 @router.post("/rooms/{report_id}", status_code=204)
-async def room_status(report_id: str, _: Form) -> Response:
-    """Conference events for a report's room (who joined, who left)."""
+async def room_status(report_id: str, form: Form, db: DbDep, now: NowDep) -> Response:
+    """Conference events for a report's room: a holding caller who hangs up is noted, so the
+    acceptor's bridge calls them back."""
     del report_id
+    if form.get("StatusCallbackEvent") == "participant-leave" and form.get("CallSid"):
+        async with db.begin() as session:
+            await sos_line.caller_left(session, call_sid=form["CallSid"][:64], now=now)
     return no_content()
 
 
 @router.post("/sms")
 async def inbound_message(form: Form, container: ContainerDep, db: DbDep, now: NowDep) -> Response:
-    """An SMS to the SOS number: a staff member answering a page."""
+    """An SMS to the SOS number: a staff member answering a page, or a customer asking for help."""
     sms = inbound_sms(form)
     async with db.begin() as session:
         if not await inbound.first_time(session, f"twilio:{sms.message_sid}", now):
             return xml(twiml.sms_reply(None))  # redelivered: already handled
         staff = await inbound.staff_by_phone(session, sms.from_)
-        if not staff:
-            return xml(twiml.sms_reply(None))
-        reply = await inbound.staff_sms(session, staff=staff, body=sms.body, now=now)
+        if staff:
+            reply = await inbound.staff_sms(session, staff=staff, body=sms.body, now=now)
+        else:
+            try:
+                phone = normalize_phone(sms.from_)
+            except ValueError:
+                return xml(twiml.sms_reply(None))  # a short code or alphanumeric sender
+            reply, _ = await inbound.customer_sms(
+                session,
+                phone=phone,
+                body=sms.body,
+                now=now,
+                sla_seconds=container.settings.sla_seconds,
+            )
     container.engine.trigger()
     return xml(twiml.sms_reply(reply))
+
+
+# --- the SOS line ------------------------------------------------------------------------------
+
+
+@router.post("/voice")
+async def sos_line_call(form: Form, config: Config, db: DbDep, now: NowDep) -> Response:
+    """A call to the SOS number: note when it arrived (the promise starts now), ask the language."""
+    async with db.begin() as session:
+        await sos_line.call_arrived(
+            session, call_sid=form.get("CallSid", "")[:64], caller=form.get("From", ""), now=now
+        )
+    return xml(
+        twiml.menu(
+            prompt=sos_line.MENU_LANGUAGE,
+            language="nl",
+            action_url=config.url("/webhooks/twilio/voice/language?try=1"),
+        )
+    )
+
+
+def _try(request: Request) -> int:
+    try:
+        return max(1, int(request.query_params.get("try", "1")))
+    except ValueError:
+        return 1
+
+
+def _lang(request: Request) -> str:
+    lang = request.query_params.get("lang", "nl")
+    return lang if lang in ("nl", "en") else "nl"
+
+
+@router.post("/voice/language")
+async def sos_line_language(request: Request, form: Form, config: Config) -> Response:
+    attempt = _try(request)
+    language = sos_line.LANGUAGE_KEYS.get(form.get("Digits", "").strip())
+    if language is None and attempt < sos_line.MENU_TRIES:
+        return xml(
+            twiml.menu(
+                prompt=sos_line.MENU_LANGUAGE,
+                language="nl",
+                action_url=config.url(f"/webhooks/twilio/voice/language?try={attempt + 1}"),
+            )
+        )
+    language = language or "nl"
+    return xml(
+        twiml.menu(
+            prompt=sos_line.MENU_CATEGORY[language],
+            language=language,
+            action_url=config.url(f"/webhooks/twilio/voice/category?lang={language}&try=1"),
+        )
+    )
+
+
+@router.post("/voice/category")
+async def sos_line_category(
+    request: Request,
+    form: Form,
+    config: Config,
+    container: ContainerDep,
+    db: DbDep,
+    now: NowDep,
+) -> Response:
+    """The report is made here (at the latest after a few silent tries: the line fails open)."""
+    attempt, language = _try(request), _lang(request)
+    category = sos_line.CATEGORY_KEYS.get(form.get("Digits", "").strip())
+    if category is None and attempt < sos_line.MENU_TRIES:
+        return xml(
+            twiml.menu(
+                prompt=sos_line.MENU_CATEGORY[language],
+                language=language,
+                action_url=config.url(
+                    f"/webhooks/twilio/voice/category?lang={language}&try={attempt + 1}"
+                ),
+            )
+        )
+    async with db.begin() as session:
+        report = await sos_line.report_for_call(
+            session,
+            call_sid=form.get("CallSid", "")[:64],
+            caller=form.get("From", ""),
+            language=language,
+            category=str(category or "fraud"),
+            now=now,
+            sla_seconds=container.settings.sla_seconds,
+        )
+    container.engine.trigger()
+    text = sos_line.RECEIVED[language].format(reference=messages.spelled(report.reference))
+    return xml(
+        twiml.hold_in_room(
+            text=text,
+            language=language,
+            room=bridge.room_name(report.id),
+            wait_url=config.url(f"/webhooks/twilio/voice/hold?lang={language}"),
+            status_url=config.url(f"/webhooks/twilio/rooms/{report.id}"),
+        )
+    )
+
+
+@router.post("/voice/hold")
+async def sos_line_hold(request: Request, _: Form) -> Response:
+    language = _lang(request)
+    return xml(twiml.hold_message(text=sos_line.HOLD[language], language=language))
+
+
+@router.post("/bridge/{call_id}/status", status_code=204)
+async def bridge_call_status(call_id: PageId, form: Form, db: DbDep, now: NowDep) -> Response:
+    """How a bridge call went: a customer who does not pick up is on the timeline."""
+    status = form.get("CallStatus", "")
+    async with db.begin() as session:
+        await bridge.call_status(session, call_id=call_id, status=status, now=now)
+    return no_content()
