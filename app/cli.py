@@ -9,6 +9,8 @@ import logging
 import signal
 import sys
 
+import pydantic
+
 from app import migrate
 from app.settings import Settings
 
@@ -255,5 +257,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        return int(args.func(args))
+        try:
+            return int(args.func(args))
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            print(f"configuration error: {problems}", file=sys.stderr)
+            return 2
     return 130

@@ -1,0 +1,38 @@
+"""Configuration: Twilio on without what it needs must stop the service at start, clearly."""
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+
+def test_twilio_enabled_without_credentials_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SOS_TWILIO__ACCOUNT_SID", "AC123")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    message = str(caught.value)
+    for name in ("SOS_TWILIO__AUTH_TOKEN", "SOS_TWILIO__FROM_NUMBER", "SOS_PUBLIC_BASE_URL"):
+        assert name in message
+
+
+def test_twilio_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "SOS_TWILIO__ACCOUNT_SID": "AC123",
+        "SOS_TWILIO__AUTH_TOKEN": "secret",
+        "SOS_TWILIO__FROM_NUMBER": "020 123 4567",
+        "SOS_TWILIO__API_BASE": "http://127.0.0.1:9999",
+        "SOS_PUBLIC_BASE_URL": "https://sos.example.nl",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.twilio.enabled
+    assert settings.twilio.from_number == "+31201234567"
+    assert settings.twilio.api_base == "http://127.0.0.1:9999"
+    assert settings.twilio.auth_token.get_secret_value() == "secret"
+    assert "secret" not in repr(settings)
+
+
+def test_without_an_account_sid_twilio_is_off() -> None:
+    assert not Settings().twilio.enabled
