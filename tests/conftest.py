@@ -91,10 +91,15 @@ def settings(migrated: str) -> Settings:
 
 
 @pytest.fixture
-async def container(
-    settings: Settings, clock: FakeClock, sender: ScriptedSender
-) -> AsyncIterator[Container]:
+async def clean_db(settings: Settings) -> None:
     await _empty_tables(settings.database_url)
+
+
+@pytest.fixture
+async def container(
+    settings: Settings, clock: FakeClock, sender: ScriptedSender, clean_db: None
+) -> AsyncIterator[Container]:
+    del clean_db
     built = build(settings, clock=clock, senders=[sender], raise_errors=True)
     yield built
     await built.close()
