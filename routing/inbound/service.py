@@ -5,6 +5,7 @@ Provider adapters turn webhooks into plain values; these functions decide what t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +24,8 @@ from routing.report.models import Report
 from routing.report.schemas import ReportCreate
 from routing.staff.models import Staff
 from routing.types import Category, IntakeChannel, Language, ReportStatus
+
+log = logging.getLogger(__name__)
 
 ACCEPT_WORDS = {"1", "ACK", "OK", "JA", "YES"}
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
@@ -144,6 +147,8 @@ async def _set_sms_stopped(
     if (staff.sms_stopped_at is not None) == stopped:
         return
     staff.sms_stopped_at = now if stopped else None
+    if stopped:
+        log.warning("staff %s texted STOP: their SMS pages are off until START", staff.id)
     audit.record(
         session,
         at=now,

@@ -24,6 +24,9 @@ class StaffRead(BaseModel):
     phone: str
     languages: list[str]
     chat_id: str | None
+    sms_stopped_at: datetime | None = Field(
+        description="set while the person has texted STOP: no SMS pages reach them"
+    )
     created_at: datetime
 
 
