@@ -172,8 +172,13 @@ async def test_stop_turns_sms_off_and_paging_goes_on_by_voice(tw: Twilio) -> Non
         e["detail"] for e in (await tw.h.get(str(report["id"])))["timeline"]
     )
 
+    listed = (await tw.h.client.get("/v1/staff", headers=tw.h.admin)).json()
+    assert listed[0]["sms_stopped_at"] is not None  # the admins see it
+
     replies = await tw.fake.send_sms(from_=ANNA, body="START", to=SOS_NUMBER)
     assert replies
+    listed = (await tw.h.client.get("/v1/staff", headers=tw.h.admin)).json()
+    assert listed[0]["sms_stopped_at"] is None
 
 
 async def test_undelivered_sms_moves_on_at_once(tw: Twilio) -> None:
