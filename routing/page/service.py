@@ -67,13 +67,8 @@ async def create_for_step(
         unreachable = _unreachable(step.channel, member)
         if unreachable:
             page.state, page.error, page.finished_at = "failed", unreachable, now
-            audit.record(
-                session,
-                at=now,
-                type=EventType.PAGE_FAILED,
-                report_id=report.id,
-                detail=f"{describe(step.channel, member.name)} failed: {unreachable}",
-                data=_data(page, member),
+            _page_event(
+                session, page, member, EventType.PAGE_FAILED, f" failed: {unreachable}", now
             )
         session.add(page)
         pages.append(page)
@@ -88,6 +83,20 @@ def _unreachable(channel: str, staff: Staff) -> str | None:
     if channel == Channel.SMS and staff.sms_stopped_at is not None:
         return "SMS turned off (STOP)"
     return None
+
+
+def _page_event(
+    session: AsyncSession, page: Page, staff: Staff, type_: str, what: str, now: datetime
+) -> None:
+    """A timeline event about one page: "call to Anna" + `what`."""
+    audit.record(
+        session,
+        at=now,
+        type=type_,
+        report_id=page.report_id,
+        detail=f"{describe(page.channel, staff.name)}{what}",
+        data=_data(page, staff),
+    )
 
 
 def _data(page: Page, staff: Staff) -> dict[str, object]:
@@ -150,14 +159,7 @@ async def record_sent(
         if acked is not None:
             page.hangup_due_at = now  # it rang after someone accepted: end it
     late = " (late)" if page.is_late else ""
-    audit.record(
-        session,
-        at=now,
-        type=EventType.PAGE_SENT,
-        report_id=page.report_id,
-        detail=f"{describe(page.channel, staff.name)} sent{late}",
-        data=_data(page, staff),
-    )
+    _page_event(session, page, staff, EventType.PAGE_SENT, f" sent{late}", now)
     if result.state != DeliveryState.SENT:
         await _apply(session, page, staff, result.state, result.detail, now)
 
@@ -180,13 +182,8 @@ async def record_failure(
         backoff = retry_after or RETRY_BACKOFF_SECONDS[min(page.tries, 3) - 1]
         page.state, page.lease_until = "pending", None
         page.due_at = now + timedelta(seconds=backoff)
-        audit.record(
-            session,
-            at=now,
-            type=EventType.PAGE_RETRY,
-            report_id=page.report_id,
-            detail=f"{describe(page.channel, staff.name)}: {detail}; retry in {backoff:g} s",
-            data=_data(page, staff),
+        _page_event(
+            session, page, staff, EventType.PAGE_RETRY, f": {detail}; retry in {backoff:g} s", now
         )
         return
     await _fail(session, page, staff, detail, now)
@@ -214,14 +211,7 @@ async def record_unknown(
     ):
         return
     page, staff = await _load(session, page_id)
-    audit.record(
-        session,
-        at=now,
-        type=EventType.PAGE_UNKNOWN,
-        report_id=page.report_id,
-        detail=f"{describe(page.channel, staff.name)}: outcome unknown ({detail})",
-        data=_data(page, staff),
-    )
+    _page_event(session, page, staff, EventType.PAGE_UNKNOWN, f": outcome unknown ({detail})", now)
 
 
 async def apply_delivery_update(
@@ -246,28 +236,14 @@ async def _apply(
         await _fail(session, page, staff, detail or "not delivered", now)
     elif state in (DeliveryState.DELIVERED, DeliveryState.ANSWERED) and page.state != state:
         page.state = str(state)
-        audit.record(
-            session,
-            at=now,
-            type=EventType.PAGE_DELIVERED,
-            report_id=page.report_id,
-            detail=f"{describe(page.channel, staff.name)} {state}",
-            data=_data(page, staff),
-        )
+        _page_event(session, page, staff, EventType.PAGE_DELIVERED, f" {state}", now)
 
 
 async def _fail(
     session: AsyncSession, page: Page, staff: Staff, detail: str, now: datetime
 ) -> None:
     page.state, page.error, page.finished_at, page.lease_until = "failed", detail[:200], now, None
-    audit.record(
-        session,
-        at=now,
-        type=EventType.PAGE_FAILED,
-        report_id=page.report_id,
-        detail=f"{describe(page.channel, staff.name)} failed: {detail}",
-        data=_data(page, staff),
-    )
+    _page_event(session, page, staff, EventType.PAGE_FAILED, f" failed: {detail}", now)
     await session.flush()
     await fall_back_if_step_failed(
         session, report_id=page.report_id, ref=StepRef(page.step_no, page.attempt_no), now=now
@@ -369,14 +345,7 @@ async def call_progress(
         return  # a callback for some other call: ignore
     if page.state == "unknown":
         page.state, page.external_id, page.sent_at = "sent", external_id, now
-        audit.record(
-            session,
-            at=now,
-            type=EventType.PAGE_SENT,
-            report_id=page.report_id,
-            detail=f"{describe(page.channel, staff.name)} sent (confirmed by callback)",
-            data=_data(page, staff),
-        )
+        _page_event(session, page, staff, EventType.PAGE_SENT, " sent (confirmed by callback)", now)
     if machine:
         if page.state in ("sent", "delivered"):
             page.hangup_due_at = now
