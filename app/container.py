@@ -50,6 +50,11 @@ class Container:
         await self.db_engine.dispose()
 
 
+def public_url(settings: Settings) -> str:
+    """Where people reach this service: the configured public URL, else the local address."""
+    return settings.public_base_url or f"http://{settings.host}:{settings.port}"
+
+
 def twilio_config(settings: Settings) -> TwilioConfig:
     t = settings.twilio
     return TwilioConfig(
@@ -93,7 +98,7 @@ def build(
         clock,
         [
             Escalator(),
-            Dispatcher(registry, clock),
+            Dispatcher(registry, clock, link_base=public_url(settings)),
             Reconciler(registry),
             Hangup(registry),
             Bridger(registry),

@@ -7,10 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from app import errors
 from app.api import api_router
 from app.container import Container
+from app.web import ack
+from app.web.pages import STATIC
 
 
 def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
@@ -35,4 +38,6 @@ def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
     app.state.container = container
     errors.install(app)
     app.include_router(api_router)
+    app.include_router(ack.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

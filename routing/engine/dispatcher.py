@@ -26,6 +26,7 @@ from providers.base import (
 from providers.registry import ProviderRegistry, UnsupportedChannel
 from routing.clock import Clock
 from routing.engine.claim import claim
+from routing.page import links
 from routing.page import service as page_service
 from routing.page.messages import page_text, staff_language
 from routing.page.models import Page
@@ -55,7 +56,9 @@ class Dispatcher:
         send_timeout: float = 8,
         reconcile_after: float = 30,
         batch: int = 50,
+        link_base: str | None = None,
     ) -> None:
+        """`link_base`: the public URL that SMS and chat pages' accept links start with."""
         assert send_timeout < lease_seconds, "a live send must never outlast its lease"
         self.registry = registry
         self.clock = clock
@@ -63,6 +66,7 @@ class Dispatcher:
         self.send_timeout = send_timeout
         self.reconcile_after = timedelta(seconds=reconcile_after)
         self.batch = batch
+        self.link_base = link_base.rstrip("/") if link_base else None
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         expired = await self._expire_stale(db, now)
@@ -81,12 +85,14 @@ class Dispatcher:
                 returning=[],
                 limit=self.batch,
             )
-            claimed = await self._outbound(session, {row.id: row.fence for row in rows})
+            claimed = await self._outbound(session, {row.id: row.fence for row in rows}, now)
         if claimed:
             await asyncio.gather(*(self._send_and_record(db, c) for c in claimed))
         return expired + len(claimed)
 
-    async def _outbound(self, session: AsyncSession, fences: dict[int, int]) -> list[_Claimed]:
+    async def _outbound(
+        self, session: AsyncSession, fences: dict[int, int], now: datetime
+    ) -> list[_Claimed]:
         """What each claimed page says and where it goes, in one query."""
         if not fences:
             return []
@@ -124,10 +130,20 @@ class Dispatcher:
                 language=language,
                 reference=row.reference,
                 category=row.category,
-                text=page_text(language=language, category=row.category, reference=row.reference),
+                text=page_text(language=language, category=row.category, reference=row.reference)
+                + await self._link(session, row.id, channel, now),
             )
             claimed.append(_Claimed(row.id, fences[row.id], page))
         return claimed
+
+    async def _link(
+        self, session: AsyncSession, page_id: int, channel: Channel, now: datetime
+    ) -> str:
+        """SMS and chat pages carry a one-time accept link (a call has its keypress)."""
+        if self.link_base is None or channel == Channel.VOICE:
+            return ""
+        token = await links.create(session, page_id=page_id, now=now)
+        return f" {self.link_base}/ack/{token}"
 
     async def _send_and_record(self, db: async_sessionmaker[AsyncSession], c: _Claimed) -> None:
         outcome: SendResult | Exception

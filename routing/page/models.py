@@ -107,3 +107,15 @@ class EscalationTimer(Base):
         ),
         Index("ix_escalation_timers_report_id", "report_id"),
     )
+
+
+class AckLink(Base):
+    """A one-time accept link of a page; only the token's SHA-256 is stored."""
+
+    __tablename__ = "ack_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    page_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("pages.id"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
