@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,8 @@ class Container:
     engine: Engine
     senders: Sequence[MessageSender] = field(default_factory=list)
     twilio: TwilioConfig | None = None
+    # Signs CSRF tokens and session cookies (from SOS_SECRET_KEY, else random per process).
+    secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     @property
     def simulator(self) -> SimulatedPhones | None:
@@ -106,4 +109,6 @@ def build(
         raise_errors=raise_errors,
     )
     twilio = twilio_config(settings) if settings.twilio.enabled else None
-    return Container(settings, db_engine, db, clock, registry, engine, senders, twilio)
+    configured = settings.secret_key.get_secret_value().encode()
+    secret_key = configured or secrets.token_bytes(32)
+    return Container(settings, db_engine, db, clock, registry, engine, senders, twilio, secret_key)

@@ -11,8 +11,9 @@ from fastapi.staticfiles import StaticFiles
 
 from app import errors
 from app.api import api_router
+from app.api.webhooks import slack as slack_webhooks
 from app.container import Container
-from app.web import ack
+from app.web import ack, console, report
 from app.web.pages import STATIC
 
 
@@ -38,6 +39,7 @@ def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
     app.state.container = container
     errors.install(app)
     app.include_router(api_router)
-    app.include_router(ack.router)
+    for router in (ack.router, report.router, console.router, slack_webhooks.router):
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -25,6 +25,20 @@ class TwilioSettings(BaseModel):
         return bool(self.account_sid)
 
 
+class SlackSettings(BaseModel):
+    """The chat channel: a Slack-compatible API (Slack, Mattermost, a test fake)."""
+
+    api_base: str = "https://slack.com/api"
+    bot_token: SecretStr = SecretStr("")
+    signing_secret: SecretStr = SecretStr("")
+    # Chat pages to staff without a chat id go to this channel instead, when set.
+    team_channel: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bot_token.get_secret_value())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOS_", env_nested_delimiter="__", extra="ignore")
 
@@ -38,6 +52,10 @@ class Settings(BaseSettings):
     # The public URL Twilio calls back; webhook signatures are checked against it.
     public_base_url: str = ""
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
+    # then do not survive a restart, and several processes do not share them).
+    secret_key: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _twilio_complete(self) -> Settings:

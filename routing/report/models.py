@@ -34,6 +34,8 @@ class Report(Base):
     # The chain as it was when the report arrived (None: no chain was configured).
     chain: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_by_token_id: Mapped[str | None] = mapped_column(String(36))
+    # SHA-256 of the secret in the customer's status page URL (/status/{token}), if one was made.
+    status_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     __table_args__ = (Index("ix_reports_received_at", "received_at"),)
 
