@@ -1,16 +1,17 @@
 """Every model, imported once so Alembic and the tests see the whole schema."""
 
 from routing.audit.models import AuditEvent
-from routing.auth.models import ApiToken
+from routing.auth.models import ApiToken, StaffSession
 from routing.bridge.models import BridgeCall
 from routing.chain.models import Chain
 from routing.db import Base
 from routing.inbound.models import InboundMessage, SosCall
-from routing.page.models import EscalationTimer, Page
+from routing.page.models import AckLink, EscalationTimer, Page
 from routing.report.models import IdempotencyKey, Report
 from routing.staff.models import Staff
 
 __all__ = [
+    "AckLink",
     "ApiToken",
     "AuditEvent",
     "Base",
@@ -22,5 +23,6 @@ __all__ = [
     "Page",
     "Report",
     "SosCall",
+    "StaffSession",
     "Staff",
 ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from routing.auth.models import ApiToken
+from routing.auth.models import ApiToken, StaffSession
 from routing.errors import ValidationFailed
 from routing.staff.models import Staff
 from routing.types import Role
@@ -68,3 +68,45 @@ async def authenticate(session: AsyncSession, *, secret: str, now: datetime) -> 
     if token.expires_at is not None and token.expires_at <= now:
         return None
     return Principal(token_id=token.id, role=Role(token.role), staff_id=token.staff_id)
+
+
+# Console sessions end after this long without a request, and after this long in any case.
+SESSION_IDLE = timedelta(minutes=30)
+SESSION_MAX = timedelta(hours=12)
+
+
+async def start_session(session: AsyncSession, *, principal: Principal, now: datetime) -> str:
+    """A new console session for a staff or admin token; returns the cookie secret (once)."""
+    secret = secrets.token_urlsafe(32)
+    session.add(
+        StaffSession(
+            id_hash=hash_token(secret),
+            token_id=principal.token_id,
+            staff_id=principal.staff_id,
+            role=str(principal.role),
+            created_at=now,
+            last_seen_at=now,
+        )
+    )
+    await session.flush()
+    return secret
+
+
+async def resume_session(session: AsyncSession, *, secret: str, now: datetime) -> Principal | None:
+    """The session's principal, if it is live (not ended, not idle, not too old)."""
+    found = await session.get(StaffSession, hash_token(secret)) if secret else None
+    if found is None or found.ended_at is not None:
+        return None
+    if now - found.last_seen_at > SESSION_IDLE or now - found.created_at > SESSION_MAX:
+        return None
+    token = await session.get(ApiToken, found.token_id)
+    if token is None or token.revoked_at is not None:
+        return None
+    found.last_seen_at = now
+    return Principal(token_id=found.token_id, role=Role(found.role), staff_id=found.staff_id)
+
+
+async def end_session(session: AsyncSession, *, secret: str, now: datetime) -> None:
+    found = await session.get(StaffSession, hash_token(secret)) if secret else None
+    if found is not None and found.ended_at is None:
+        found.ended_at = now
