@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from app import errors
@@ -15,6 +16,10 @@ from app.api.webhooks import slack as slack_webhooks
 from app.container import Container
 from app.web import ack, console, report
 from app.web.pages import STATIC
+
+
+async def _to_sign_in(_: Request, __: Exception) -> Response:
+    return RedirectResponse("/console/login", status_code=303)
 
 
 def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
@@ -39,6 +44,7 @@ def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
     app.state.container = container
     errors.install(app)
     app.include_router(api_router)
+    app.add_exception_handler(console.NotSignedIn, _to_sign_in)
     for router in (ack.router, report.router, console.router, slack_webhooks.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

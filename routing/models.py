@@ -23,6 +23,6 @@ __all__ = [
     "Page",
     "Report",
     "SosCall",
-    "StaffSession",
     "Staff",
+    "StaffSession",
 ]

@@ -1,7 +1,255 @@
-"""(being written)"""
+"""The staff console: sign in with a staff token, see open reports by time left, accept and
+resolve, read a report's timeline, and watch the promise over 30 days (charts and CSV).
+
+Sessions live on the server (`staff_sessions`); the cookie is HttpOnly, SameSite=Strict and
+Secure on https. Every form carries a CSRF value bound to the session.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import csv
+import hashlib
+import hmac
+import io
+from datetime import datetime, timedelta
+from typing import Annotated
 
-router = APIRouter(include_in_schema=False)
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app.container import Container
+from app.deps import ContainerDep, DbDep, NowDep
+from app.web import charts
+from app.web.pages import SECURITY_HEADERS, duration, render
+from routing.audit import service as audit
+from routing.auth import service as auth_service
+from routing.auth.service import Principal
+from routing.errors import RoutingError
+from routing.report import queries
+from routing.report import service as report_service
+from routing.types import Role
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+COOKIE = "sos_session"
+AT_RISK_SECONDS = 180
+SLA_DAYS = 30
+
+
+class SignedIn:
+    def __init__(self, principal: Principal, secret: str, container: Container) -> None:
+        self.principal = principal
+        self.csrf = hmac.new(
+            container.secret_key, b"csrf:" + secret.encode(), hashlib.sha256
+        ).hexdigest()
+
+    def check(self, given: str) -> bool:
+        return hmac.compare_digest(self.csrf, given)
+
+
+class NotSignedIn(Exception):
+    pass
+
+
+async def signed_in(request: Request, container: ContainerDep, now: NowDep) -> SignedIn:
+    secret = request.cookies.get(COOKIE, "")
+    async with container.db.begin() as session:
+        principal = await auth_service.resume_session(session, secret=secret, now=now)
+    if principal is None:
+        raise NotSignedIn
+    return SignedIn(principal, secret, container)
+
+
+Session = Annotated[SignedIn, Depends(signed_in)]
+
+
+def _to(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form() -> HTMLResponse:
+    return render("console_login.html")
+
+
+@router.post("/login", response_model=None)
+async def login(
+    request: Request,
+    container: ContainerDep,
+    db: DbDep,
+    now: NowDep,
+    token: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    async with db.begin() as session:
+        principal = await auth_service.authenticate(session, secret=token.strip(), now=now)
+        if principal is None or principal.role not in (Role.STAFF, Role.ADMIN):
+            audit.record(
+                session,
+                at=now,
+                type="console_sign_in_refused",
+                detail="console sign-in refused: not a staff or admin token",
+            )
+            return render("console_login.html", error=True, status_code=401)
+        secret = await auth_service.start_session(session, principal=principal, now=now)
+    response = _to("/console")
+    https = request.url.scheme == "https" or container.settings.public_base_url.startswith("https")
+    response.set_cookie(
+        COOKIE, secret, httponly=True, samesite="strict", secure=https, path="/console"
+    )
+    return response
+
+
+@router.post("/logout", response_model=None)
+async def logout(
+    request: Request,
+    me: Session,
+    db: DbDep,
+    now: NowDep,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    if not me.check(csrf):
+        return render("console_message.html", message="The form expired.", status_code=403)
+    async with db.begin() as session:
+        await auth_service.end_session(session, secret=request.cookies.get(COOKIE, ""), now=now)
+    response = _to("/console/login")
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+@router.get("", response_class=HTMLResponse)
+async def open_reports(me: Session, db: DbDep, now: NowDep) -> HTMLResponse:
+    async with db() as session:
+        rows = await queries.open_reports(session, now=now)
+    items = []
+    for row in rows:
+        left = row.seconds_left(now)
+        items.append(
+            {
+                "row": row,
+                "left": left,
+                "countdown": f"{duration(left)} left"
+                if left >= 0
+                else f"missed {duration(left)} ago",
+                "age": duration((now - row.report.received_at).total_seconds()),
+                "at_risk": row.report.acknowledged_at is None and left < AT_RISK_SECONDS,
+            }
+        )
+    return render("console.html", items=items, me=me, now=now)
+
+
+async def _act(
+    me: SignedIn, csrf: str, action: str, report_id: str, container: Container, now: datetime
+) -> Response:
+    if not me.check(csrf):
+        return render("console_message.html", message="The form expired.", status_code=403)
+    if me.principal.staff_id is None:
+        return render(
+            "console_message.html",
+            status_code=403,
+            message="This sign-in is not a staff member: it cannot accept or resolve.",
+        )
+    async with container.db.begin() as session:
+        try:
+            verb = report_service.acknowledge if action == "ack" else report_service.resolve
+            await verb(session, report_id=report_id, staff_id=me.principal.staff_id, now=now)
+        except RoutingError as exc:
+            return render("console_message.html", message=exc.message, status_code=409)
+    container.engine.trigger()
+    return _to("/console")
+
+
+@router.post("/reports/{report_id}/ack", response_model=None)
+async def accept(
+    report_id: str,
+    me: Session,
+    container: ContainerDep,
+    now: NowDep,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    return await _act(me, csrf, "ack", report_id, container, now)
+
+
+@router.post("/reports/{report_id}/resolve", response_model=None)
+async def resolve(
+    report_id: str,
+    me: Session,
+    container: ContainerDep,
+    now: NowDep,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    return await _act(me, csrf, "resolve", report_id, container, now)
+
+
+@router.get("/reports/{report_id}", response_class=HTMLResponse)
+async def report_timeline(report_id: str, me: Session, db: DbDep, now: NowDep) -> HTMLResponse:
+    async with db() as session:
+        try:
+            report = await report_service.get(session, report_id)
+        except RoutingError:
+            return render("console_message.html", message="No such report.", status_code=404)
+        view = await report_service.view(session, report)
+    return render("console_report.html", report=view, me=me, now=now)
+
+
+async def _sla_rows(container: Container, now: datetime) -> list[queries.SlaRow]:
+    since = (now - timedelta(days=SLA_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    async with container.db() as session:
+        return await queries.sla_log(session, since=since, until=now + timedelta(seconds=1))
+
+
+@router.get("/sla", response_class=HTMLResponse)
+async def sla_page(me: Session, container: ContainerDep, now: NowDep) -> HTMLResponse:
+    rows = await _sla_rows(container, now)
+    days = queries.per_day(rows, last=now.date(), days=SLA_DAYS)
+    counts = queries.histogram(rows)
+    met = sum(d.met for d in days)
+    missed = sum(d.missed for d in days)
+    return render(
+        "console_sla.html",
+        me=me,
+        days=days,
+        met=met,
+        missed=missed,
+        open=sum(1 for r in rows if r.met is None),
+        total=len(rows),
+        share=f"{met / (met + missed):.1%}" if met + missed else "-",
+        share_chart=charts.met_share_per_day(days),
+        ack_chart=charts.time_to_ack(
+            counts, bucket_seconds=60, promise_seconds=container.settings.sla_seconds
+        ),
+    )
+
+
+@router.get("/sla.csv", response_model=None)
+async def sla_csv(me: Session, container: ContainerDep, now: NowDep) -> Response:
+    del me
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "reference",
+            "channel",
+            "category",
+            "received_at",
+            "acknowledged_at",
+            "time_to_ack_seconds",
+            "met",
+        ]
+    )
+    for row in await _sla_rows(container, now):
+        writer.writerow(
+            [
+                row.reference,
+                row.channel,
+                row.category,
+                row.received_at.isoformat(),
+                row.acknowledged_at.isoformat() if row.acknowledged_at else "",
+                f"{row.time_to_ack_seconds:.3f}" if row.time_to_ack_seconds is not None else "",
+                {True: "met", False: "missed", None: "open"}[row.met],
+            ]
+        )
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={**SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="sla-log.csv"'},
+    )
