@@ -14,6 +14,8 @@ from app.settings import Settings
 from providers.base import Channel, MessageSender
 from providers.registry import ProviderRegistry, UnsupportedChannel
 from providers.simulated import SimulatedPhones
+from providers.slack import client as slack_client
+from providers.slack.sender import SlackChat
 from providers.twilio.client import TwilioClient, new_http_client
 from providers.twilio.config import TwilioConfig
 from providers.twilio.senders import TwilioSms, TwilioVoice
@@ -71,16 +73,31 @@ def twilio_config(settings: Settings) -> TwilioConfig:
     )
 
 
+def slack_config(settings: Settings) -> slack_client.SlackConfig:
+    s = settings.slack
+    return slack_client.SlackConfig(bot_token=s.bot_token.get_secret_value(), api_base=s.api_base)
+
+
 def default_senders(
-    settings: Settings, http: httpx.AsyncClient | None = None
+    settings: Settings,
+    http: httpx.AsyncClient | None = None,
+    *,
+    slack_http: httpx.AsyncClient | None = None,
 ) -> list[MessageSender]:
-    """Twilio for voice and SMS when configured; the simulated phones for everything else.
-    `http` replaces the Twilio HTTP client (tests point it at a fake Twilio)."""
-    if not settings.twilio.enabled:
-        return [SimulatedPhones()]
-    config = twilio_config(settings)
-    client = TwilioClient(config, http or new_http_client(config))
-    return [TwilioVoice(client), TwilioSms(client), SimulatedPhones()]
+    """Slack for chat and Twilio for voice and SMS when configured; the simulated phones for
+    everything else (the registry gives each channel to the first sender that has it).
+    `http` replaces the Twilio HTTP client and `slack_http` the Slack one (tests point them at
+    fakes)."""
+    senders: list[MessageSender] = []
+    if settings.slack.enabled:
+        config = slack_config(settings)
+        http_client = slack_http or slack_client.new_http_client(config)
+        senders.append(SlackChat(slack_client.SlackClient(config, http_client)))
+    if settings.twilio.enabled:
+        twilio = twilio_config(settings)
+        client = TwilioClient(twilio, http or new_http_client(twilio))
+        senders += [TwilioVoice(client), TwilioSms(client)]
+    return [*senders, SimulatedPhones()]
 
 
 def build(
@@ -90,11 +107,16 @@ def build(
     senders: Sequence[MessageSender] | None = None,
     raise_errors: bool = False,
     http: httpx.AsyncClient | None = None,
+    slack_http: httpx.AsyncClient | None = None,
 ) -> Container:
     db_engine = create_engine(settings.database_url)
     db = create_sessionmaker(db_engine)
     clock = clock or SystemClock()
-    senders = list(senders) if senders is not None else default_senders(settings, http)
+    senders = (
+        list(senders)
+        if senders is not None
+        else default_senders(settings, http, slack_http=slack_http)
+    )
     registry = ProviderRegistry(senders)
     engine = Engine(
         db,

@@ -31,7 +31,8 @@ class SlackSettings(BaseModel):
     api_base: str = "https://slack.com/api"
     bot_token: SecretStr = SecretStr("")
     signing_secret: SecretStr = SecretStr("")
-    # Chat pages to staff without a chat id go to this channel instead, when set.
+    # Reserved: a team channel for chat pages to people without a chat id (not used yet; such a
+    # page fails at once and the chain moves on).
     team_channel: str = ""
 
     @property
@@ -56,6 +57,15 @@ class Settings(BaseSettings):
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
     # then do not survive a restart, and several processes do not share them).
     secret_key: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _slack_complete(self) -> Settings:
+        if self.slack.enabled and not self.slack.signing_secret.get_secret_value():
+            raise ValueError(
+                "the chat channel is on (SOS_SLACK__BOT_TOKEN is set) but "
+                "SOS_SLACK__SIGNING_SECRET is missing: Accept buttons could not be verified"
+            )
+        return self
 
     @model_validator(mode="after")
     def _twilio_complete(self) -> Settings:

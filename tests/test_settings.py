@@ -20,7 +20,7 @@ def test_twilio_enabled_without_credentials_names_what_is_missing(
 def test_twilio_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "SOS_TWILIO__ACCOUNT_SID": "AC123",
-        "SOS_TWILIO__AUTH_TOKEN": "secret",
+        "SOS_TWILIO__AUTH_TOKEN": "tok-7f3a9c",
         "SOS_TWILIO__FROM_NUMBER": "020 123 4567",
         "SOS_TWILIO__API_BASE": "http://127.0.0.1:9999",
         "SOS_PUBLIC_BASE_URL": "https://sos.example.nl",
@@ -30,9 +30,15 @@ def test_twilio_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert settings.twilio.enabled
     assert settings.twilio.from_number == "+31201234567"
     assert settings.twilio.api_base == "http://127.0.0.1:9999"
-    assert settings.twilio.auth_token.get_secret_value() == "secret"
-    assert "secret" not in repr(settings)
+    assert settings.twilio.auth_token.get_secret_value() == "tok-7f3a9c"
+    assert "tok-7f3a9c" not in repr(settings)
 
 
 def test_without_an_account_sid_twilio_is_off() -> None:
     assert not Settings().twilio.enabled
+
+
+def test_chat_without_a_signing_secret_stops_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOS_SLACK__BOT_TOKEN", "xoxb-1")
+    with pytest.raises(ValidationError, match="SOS_SLACK__SIGNING_SECRET"):
+        Settings()

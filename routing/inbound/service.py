@@ -215,3 +215,12 @@ async def customer_sms(
     )
     minutes = max(1, sla_seconds // 60)
     return CUSTOMER_RECEIVED.format(reference=report.reference, minutes=minutes), True
+
+
+async def staff_by_chat_id(session: AsyncSession, chat_id: str) -> list[Staff]:
+    """The staff members whose chat id is `chat_id` (a chat user who clicked a button)."""
+    if not chat_id:
+        return []
+    return list(
+        await session.scalars(select(Staff).where(Staff.chat_id == chat_id).order_by(Staff.id))
+    )
