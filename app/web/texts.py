@@ -1,0 +1,156 @@
+"""The customer pages' words, in Dutch and English, and how a page picks its language.
+
+Plain words for someone who is frightened: short sentences, no jargon. `{minutes}` is the promise
+(SOS_SLA_SECONDS in minutes); `{name}` the first name of the colleague who accepted.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("nl", "en")
+DEFAULT = "nl"
+
+TEXTS: dict[str, dict[str, str]] = {
+    "nl": {
+        "switch_to": "en",
+        "switch_label": "English",
+        "form_title": "Melding van fraude of misbruik",
+        "form_intro": "Vertel ons wat er aan de hand is. Binnen {minutes} minuten belt een "
+        "collega u terug.",
+        "category": "Wat is er gebeurd?",
+        "cat_fraud": "Ik denk dat ik opgelicht word of geld kwijt ben",
+        "cat_account_takeover": "Iemand anders zit in mijn account",
+        "cat_lost_card": "Mijn pas is kwijt of gestolen",
+        "cat_other": "Iets anders",
+        "phone": "Op welk nummer kunnen we u bellen?",
+        "phone_hint": "Bijvoorbeeld 06 12345678 of +31 6 12345678",
+        "language": "In welke taal wilt u geholpen worden?",
+        "lang_nl": "Nederlands",
+        "lang_en": "Engels",
+        "description": "Wat is er gebeurd? (mag u leeg laten)",
+        "description_hint": "Geef nooit codes, wachtwoorden of uw pincode.",
+        "submit": "Verstuur: bel mij terug",
+        "errors_intro": "Controleer het veld met de melding hieronder.",
+        "err_category": "Kies wat er is gebeurd.",
+        "err_phone_missing": "Vul het nummer in waarop we u kunnen bellen.",
+        "err_phone": "Dit nummer klopt niet. Gebruik bijvoorbeeld 06 12345678 of +31 6 12345678.",
+        "err_language": "Kies Nederlands of Engels.",
+        "err_description": "Dit is te lang: gebruik hoogstens 2000 tekens.",
+        "forbidden_title": "Uw melding is niet verstuurd",
+        "forbidden_text": "Dit formulier is verlopen of kwam niet van onze website. Er is niets "
+        "verstuurd. Open het formulier opnieuw en probeer het nog een keer.",
+        "open_form": "Open het formulier",
+        "limited_title": "Te veel meldingen",
+        "limited_text": "Vanaf deze verbinding zijn in korte tijd veel meldingen gedaan. Probeer "
+        "het over {minutes} minuten opnieuw, of bel direct met uw bank.",
+        "too_large": "Dit formulier is te groot.",
+        "status_title": "Uw melding",
+        "reference": "Uw referentie",
+        "reference_hint": "Noem deze code als u met ons praat.",
+        "now": "Wat gebeurt er nu",
+        "state_paging": "We bellen een collega die u gaat helpen.",
+        "state_missed": "Het duurt langer dan we beloofden, het spijt ons. We blijven collega's "
+        "bellen. Houd uw telefoon bij de hand.",
+        "state_accepted": "{name} heeft uw melding en belt u zo.",
+        "state_accepted_anon": "Een collega heeft uw melding en belt u zo.",
+        "state_resolved": "Uw melding is afgehandeld.",
+        "promise": "Onze belofte: binnen {minutes} minuten helpt een mens u",
+        "time_left": "Nog {time}",
+        "time_over": "De {minutes} minuten zijn voorbij",
+        "we_call": "We bellen u op {phone}.",
+        "meanwhile": "Wat kunt u nu al doen",
+        "tip_block": "Blokkeer uw pas in de app van uw bank, als u dat nog niet deed.",
+        "tip_codes": "Deel nooit codes, wachtwoorden of uw pincode, ook niet met iemand die "
+        "zegt dat hij van de bank is. Wij vragen daar nooit om.",
+        "tip_safe_account": "Maak geen geld over naar een 'veilige rekening': die bestaat niet.",
+        "tip_phone": "Houd uw telefoon vrij en bij de hand.",
+        "tip_112": "Bent u in direct gevaar? Bel 112.",
+        "noscript": "Ververs deze pagina om te zien wat er nu gebeurt.",
+        "updates": "Deze pagina werkt zichzelf bij.",
+        "unknown_title": "Deze pagina bestaat niet",
+        "unknown_text": "Controleer de link. Wilt u iets melden? Open dan het formulier.",
+    },
+    "en": {
+        "switch_to": "nl",
+        "switch_label": "Nederlands",
+        "form_title": "Report fraud or misuse",
+        "form_intro": "Tell us what is going on. A colleague will call you back within {minutes} "
+        "minutes.",
+        "category": "What happened?",
+        "cat_fraud": "I think I am being scammed or have lost money",
+        "cat_account_takeover": "Someone else is in my account",
+        "cat_lost_card": "My card is lost or stolen",
+        "cat_other": "Something else",
+        "phone": "Which number can we call you on?",
+        "phone_hint": "For example 06 12345678 or +31 6 12345678",
+        "language": "Which language would you like to be helped in?",
+        "lang_nl": "Dutch",
+        "lang_en": "English",
+        "description": "What happened? (you may leave this empty)",
+        "description_hint": "Never give codes, passwords or your PIN.",
+        "submit": "Send: call me back",
+        "errors_intro": "Please check the field with the message below.",
+        "err_category": "Choose what happened.",
+        "err_phone_missing": "Enter the number we can call you on.",
+        "err_phone": "This number does not look right. For example 06 12345678 or +31 6 12345678.",
+        "err_language": "Choose Dutch or English.",
+        "err_description": "This is too long: use at most 2000 characters.",
+        "forbidden_title": "Your report was not sent",
+        "forbidden_text": "This form has expired or did not come from our website. Nothing was "
+        "sent. Please open the form again and try once more.",
+        "open_form": "Open the form",
+        "limited_title": "Too many reports",
+        "limited_text": "Many reports were sent from this connection in a short time. Try again "
+        "in {minutes} minutes, or call your bank directly.",
+        "too_large": "This form is too large.",
+        "status_title": "Your report",
+        "reference": "Your reference",
+        "reference_hint": "Mention this code when you talk to us.",
+        "now": "What is happening now",
+        "state_paging": "We are calling a colleague who will help you.",
+        "state_missed": "This is taking longer than we promised. We are sorry. We keep calling "
+        "colleagues. Please keep your phone nearby.",
+        "state_accepted": "{name} has your case and will call you shortly.",
+        "state_accepted_anon": "A colleague has your case and will call you shortly.",
+        "state_resolved": "Your case is closed.",
+        "promise": "Our promise: a human helps you within {minutes} minutes",
+        "time_left": "{time} left",
+        "time_over": "The {minutes} minutes have passed",
+        "we_call": "We will call you on {phone}.",
+        "meanwhile": "What you can do now",
+        "tip_block": "Block your card in your bank's app, if you have not done so yet.",
+        "tip_codes": "Never share codes, passwords or your PIN, not even with someone who says "
+        "they are from the bank. We never ask for them.",
+        "tip_safe_account": "Do not move money to a 'safe account': there is no such thing.",
+        "tip_phone": "Keep your phone free and nearby.",
+        "tip_112": "In immediate danger? Call 112.",
+        "noscript": "Reload this page to see what is happening now.",
+        "updates": "This page updates by itself.",
+        "unknown_title": "This page does not exist",
+        "unknown_text": "Please check the link. Want to report something? Open the form.",
+    },
+}
+
+
+def pick(query: str | None, accept_language: str | None = None) -> str:
+    """`?lang=` when it names a language we have; else the best of `Accept-Language`; else Dutch."""
+    if query in LANGUAGES:
+        return query
+    best, best_q = DEFAULT, 0.0
+    for part in (accept_language or "").split(",")[:20]:
+        tag, _, params = part.strip().partition(";")
+        lang = tag.strip().lower().split("-")[0]
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if lang in LANGUAGES and q > best_q:
+            best, best_q = lang, q
+    return best
+
+
+def texts(lang: str) -> dict[str, str]:
+    return TEXTS[lang if lang in TEXTS else DEFAULT]
