@@ -1,7 +1,7 @@
 """`/ack/{token}`: accept a page from a link in an SMS or chat message.
 
 GET shows the emergency and an Accept button and changes nothing (link scanners open links);
-POST from the button accepts, once.
+POST from the button accepts, once. Pages speak the paged staff member's language.
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import ContainerDep, DbDep, NowDep
 from app.web.pages import duration, render
+from app.web.texts import ACK_TEXTS
 from routing.errors import NotFound
 from routing.inbound import service as inbound
 from routing.page import links
-from routing.page.messages import CATEGORY_NAMES
+from routing.page.messages import CATEGORY_NAMES, staff_language
 from routing.page.models import Page
 from routing.report.models import Report
 from routing.staff.models import Staff
@@ -24,10 +26,34 @@ from routing.staff.models import Staff
 router = APIRouter(tags=["ack links"], include_in_schema=False)
 
 LIFETIME_MINUTES = int(links.LINK_LIFETIME.total_seconds() // 60)
+UNKNOWN_LANGUAGE = "nl"
 
 
-def _missing() -> HTMLResponse:
-    return render("ack.html", state="unknown", status_code=404)
+def _page(state: str, lang: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return render(
+        "ack.html",
+        state=state,
+        lang=lang,
+        t=ACK_TEXTS[lang],
+        lifetime=LIFETIME_MINUTES,
+        status_code=status_code,
+        **context,
+    )
+
+
+async def _context(session: AsyncSession, page_id: int) -> tuple[Page, Report, str]:
+    page = await session.get(Page, page_id)
+    assert page is not None
+    report = await session.get(Report, page.report_id)
+    staff = await session.get(Staff, page.staff_id)
+    assert report is not None
+    assert staff is not None
+    return page, report, staff_language(staff.languages)
+
+
+async def _holder(session: AsyncSession, report: Report) -> str:
+    holder = await session.get(Staff, report.acknowledged_by_id or "")
+    return holder.name if holder else "?"
 
 
 @router.get("/ack/{token}", response_class=HTMLResponse)
@@ -36,32 +62,26 @@ async def show_ack_link(token: str, db: DbDep, now: NowDep) -> HTMLResponse:
         try:
             link = await links.look(session, token=token)
         except NotFound:
-            return _missing()
-        page = await session.get(Page, link.page_id)
-        assert page is not None
-        report = await session.get(Report, page.report_id)
-        assert report is not None
-        common: dict[str, Any] = {"reference": report.reference, "lifetime": LIFETIME_MINUTES}
+            return _page("unknown", UNKNOWN_LANGUAGE, 404)
+        page, report, lang = await _context(session, link.page_id)
         if link.used_at is not None:
-            return render("ack.html", state="used", **common)
+            return _page("used", lang, reference=report.reference)
         if link.expires_at <= now:
-            return render("ack.html", state="expired", status_code=410, **common)
+            return _page("expired", lang, 410, reference=report.reference)
         if report.acknowledged_by_id not in (None, page.staff_id):
-            holder = await session.get(Staff, report.acknowledged_by_id or "")
-            return render(
-                "ack.html", state="taken", holder=holder.name if holder else "?", **common
-            )
+            holder = await _holder(session, report)
+            return _page("taken", lang, holder=holder, reference=report.reference)
+    t = ACK_TEXTS[lang]
     left = (report.deadline_at - now).total_seconds()
-    return render(
-        "ack.html",
-        state="open",
+    return _page(
+        "open",
+        lang,
         token=token,
-        lang=report.language,
-        category=CATEGORY_NAMES["en"].get(report.category, report.category),
+        reference=report.reference,
+        category=CATEGORY_NAMES[lang].get(report.category, report.category),
         age=duration((now - report.received_at).total_seconds()),
-        time_left=f"{duration(left)} left" if left >= 0 else f"missed {duration(left)} ago",
+        time_left=(t["left"] if left >= 0 else t["missed"]).format(time=duration(left)),
         overdue=left < 0,
-        **common,
     )
 
 
@@ -69,30 +89,24 @@ async def show_ack_link(token: str, db: DbDep, now: NowDep) -> HTMLResponse:
 async def use_ack_link(token: str, container: ContainerDep, db: DbDep, now: NowDep) -> HTMLResponse:
     async with db.begin() as session:
         try:
-            page_id = await links.use(session, token=token, now=now)
+            link = await links.look(session, token=token)
+            page, report, lang = await _context(session, link.page_id)
+            await links.use(session, token=token, now=now)
         except NotFound:
-            return _missing()
+            return _page("unknown", UNKNOWN_LANGUAGE, 404)
         except links.LinkUsed:
-            return render("ack.html", state="used", status_code=409)
+            return _page("used", lang, 409, reference=report.reference)
         except links.LinkExpired:
-            return render("ack.html", state="expired", lifetime=LIFETIME_MINUTES, status_code=410)
-        result = await inbound.accept_page(session, page_id=page_id, now=now, via="ack link")
+            return _page("expired", lang, 410, reference=report.reference)
+        result = await inbound.accept_page(session, page_id=page.id, now=now, via="ack link")
     container.engine.trigger()
-    page_staff = result.report.acknowledged_by_id
-    async with db() as session:
-        page = await session.get(Page, page_id)
-        mine = page is not None and page_staff == page.staff_id
-    if not mine:
-        return render(
-            "ack.html",
-            state="taken",
-            holder=result.holder_name,
-            reference=result.report.reference,
-            status_code=409,
+    if result.report.acknowledged_by_id != page.staff_id:
+        return _page(
+            "taken", lang, 409, holder=result.holder_name, reference=result.report.reference
         )
-    return render(
-        "ack.html",
-        state="accepted",
+    return _page(
+        "accepted",
+        lang,
         reference=result.report.reference,
         callback_phone=result.report.callback_phone,
     )

@@ -154,3 +154,52 @@ def pick(query: str | None, accept_language: str | None = None) -> str:
 
 def texts(lang: str) -> dict[str, str]:
     return TEXTS[lang if lang in TEXTS else DEFAULT]
+
+
+# The accept-link page, in the paged staff member's language.
+ACK_TEXTS: dict[str, dict[str, str]] = {
+    "nl": {
+        "reference": "Referentie",
+        "reported": "Gemeld",
+        "ago": "geleden",
+        "promise": "Belofte",
+        "left": "{time} over",
+        "missed": "{time} geleden gemist",
+        "accept": "Aannemen: ik help deze klant",
+        "only_button": "Deze pagina openen verandert niets. Alleen de knop neemt de melding aan.",
+        "accepted_title": "Jij hebt melding",
+        "accepted_calling": "We bellen je nu om je met de klant te verbinden. "
+        "Houd je telefoon bij de hand.",
+        "accepted_fallback": "Komt die oproep niet, bel de klant dan zelf:",
+        "never_codes": "Vraag de klant nooit om codes of wachtwoorden.",
+        "taken_title": "Al aangenomen",
+        "taken": "{holder} heeft melding {reference}. Dank je.",
+        "used_title": "Deze link is al gebruikt",
+        "used": "Elke link werkt één keer.",
+        "expired_title": "Deze link is verlopen",
+        "expired": "Links werken {lifetime} minuten.",
+        "unknown_title": "Deze link kennen we niet",
+    },
+    "en": {
+        "reference": "Reference",
+        "reported": "Reported",
+        "ago": "ago",
+        "promise": "Promise",
+        "left": "{time} left",
+        "missed": "missed {time} ago",
+        "accept": "Accept: I will help this customer",
+        "only_button": "Opening this page changes nothing. Only the button accepts.",
+        "accepted_title": "You have report",
+        "accepted_calling": "We are calling you now to connect you to the customer. "
+        "Stay near your phone.",
+        "accepted_fallback": "If that call does not come, call the customer yourself:",
+        "never_codes": "Never ask the customer for codes or passwords.",
+        "taken_title": "Already accepted",
+        "taken": "{holder} has report {reference}. Thank you.",
+        "used_title": "This link was already used",
+        "used": "Each accept link works once.",
+        "expired_title": "This link has expired",
+        "expired": "Accept links last {lifetime} minutes.",
+        "unknown_title": "This link is not known",
+    },
+}

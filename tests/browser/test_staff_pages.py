@@ -9,7 +9,7 @@ from tests.harness import SMS, VOICE, Harness
 
 
 async def test_ack_link_shows_then_accepts_on_the_button(h: Harness, live: str, page: Page) -> None:
-    await h.staff("Anna")
+    await h.staff("Anna", languages=["en"])
     await h.chain(("sms", ["Anna"], 600))
     report = await h.report()
     await h.tick()

@@ -6,8 +6,8 @@ from routing.page.models import AckLink
 from tests.harness import SMS, VOICE, Harness, types
 
 
-async def _paged(h: Harness) -> tuple[dict[str, object], str]:
-    await h.staff("Anna")
+async def _paged(h: Harness, language: str = "en") -> tuple[dict[str, object], str]:
+    await h.staff("Anna", languages=[language])
     await h.staff("Bram")
     await h.chain(("sms", ["Anna"], 60), ("voice", ["Bram"], 60))
     report = await h.report(callback_phone="06 12345678")
@@ -86,3 +86,12 @@ async def test_pages_carry_security_headers_and_need_nothing_from_the_internet(h
     assert re.findall(r'(?:href|src)="(https?:)', shown.text) == []
     css = await h.client.get("/static/sos.css")
     assert css.status_code == 200
+
+
+async def test_the_page_speaks_the_staff_members_language(h: Harness) -> None:
+    _, token = await _paged(h, language="nl")
+    shown = await h.client.get(f"/ack/{token}")
+    assert "Aannemen: ik help deze klant" in shown.text
+    assert "fraude" in shown.text
+    accepted = await h.client.post(f"/ack/{token}")
+    assert "Jij hebt melding" in accepted.text
