@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import io
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,12 +21,15 @@ from app.container import Container
 from app.deps import ContainerDep, DbDep, NowDep
 from app.web import charts
 from app.web.pages import SECURITY_HEADERS, duration, render
+from app.web.texts import CONSOLE_TEXTS, pick
 from routing.audit import service as audit
 from routing.auth import service as auth_service
 from routing.auth.service import Principal
 from routing.errors import RoutingError
+from routing.page.messages import staff_language
 from routing.report import queries
 from routing.report import service as report_service
+from routing.staff.models import Staff
 from routing.types import Role
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -37,8 +40,10 @@ SLA_DAYS = 30
 
 
 class SignedIn:
-    def __init__(self, principal: Principal, secret: str, container: Container) -> None:
+    def __init__(self, principal: Principal, secret: str, container: Container, lang: str) -> None:
         self.principal = principal
+        self.lang = lang
+        self.t = CONSOLE_TEXTS[lang]
         self.csrf = hmac.new(
             container.secret_key, b"csrf:" + secret.encode(), hashlib.sha256
         ).hexdigest()
@@ -55,9 +60,24 @@ async def signed_in(request: Request, container: ContainerDep, now: NowDep) -> S
     secret = request.cookies.get(COOKIE, "")
     async with container.db.begin() as session:
         principal = await auth_service.resume_session(session, secret=secret, now=now)
+        staff_id = principal.staff_id if principal else None
+        staff = await session.get(Staff, staff_id) if staff_id else None
     if principal is None:
         raise NotSignedIn
-    return SignedIn(principal, secret, container)
+    lang = staff_language(staff.languages) if staff else _browser_language(request)
+    return SignedIn(principal, secret, container, lang)
+
+
+def _browser_language(request: Request) -> str:
+    return pick(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def _page(me: SignedIn, name: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return render(name, status_code=status_code, me=me, t=me.t, lang=me.lang, **context)
+
+
+def _message(me: SignedIn, key: str, status_code: int) -> HTMLResponse:
+    return _page(me, "console_message.html", message=me.t[key], status_code=status_code)
 
 
 Session = Annotated[SignedIn, Depends(signed_in)]
@@ -68,8 +88,9 @@ def _to(path: str) -> RedirectResponse:
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_form() -> HTMLResponse:
-    return render("console_login.html")
+async def login_form(request: Request) -> HTMLResponse:
+    lang = _browser_language(request)
+    return render("console_login.html", t=CONSOLE_TEXTS[lang], lang=lang)
 
 
 @router.post("/login", response_model=None)
@@ -89,7 +110,10 @@ async def login(
                 type="console_sign_in_refused",
                 detail="console sign-in refused: not a staff or admin token",
             )
-            return render("console_login.html", error=True, status_code=401)
+            lang = _browser_language(request)
+            return render(
+                "console_login.html", error=True, status_code=401, t=CONSOLE_TEXTS[lang], lang=lang
+            )
         secret = await auth_service.start_session(session, principal=principal, now=now)
     response = _to("/console")
     https = request.url.scheme == "https" or container.settings.public_base_url.startswith("https")
@@ -108,7 +132,7 @@ async def logout(
     csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     if not me.check(csrf):
-        return render("console_message.html", message="The form expired.", status_code=403)
+        return _message(me, "form_expired", 403)
     async with db.begin() as session:
         await auth_service.end_session(session, secret=request.cookies.get(COOKIE, ""), now=now)
     response = _to("/console/login")
@@ -127,33 +151,29 @@ async def open_reports(me: Session, db: DbDep, now: NowDep) -> HTMLResponse:
             {
                 "row": row,
                 "left": left,
-                "countdown": f"{duration(left)} left"
-                if left >= 0
-                else f"missed {duration(left)} ago",
+                "countdown": (me.t["left"] if left >= 0 else me.t["over"]).format(
+                    time=duration(left)
+                ),
                 "age": duration((now - row.report.received_at).total_seconds()),
                 "at_risk": row.report.acknowledged_at is None and left < AT_RISK_SECONDS,
             }
         )
-    return render("console.html", items=items, me=me, now=now)
+    return _page(me, "console.html", items=items, now=now)
 
 
 async def _act(
     me: SignedIn, csrf: str, action: str, report_id: str, container: Container, now: datetime
 ) -> Response:
     if not me.check(csrf):
-        return render("console_message.html", message="The form expired.", status_code=403)
+        return _message(me, "form_expired", 403)
     if me.principal.staff_id is None:
-        return render(
-            "console_message.html",
-            status_code=403,
-            message="This sign-in is not a staff member: it cannot accept or resolve.",
-        )
+        return _message(me, "not_staff", 403)
     async with container.db.begin() as session:
         try:
             verb = report_service.acknowledge if action == "ack" else report_service.resolve
             await verb(session, report_id=report_id, staff_id=me.principal.staff_id, now=now)
         except RoutingError as exc:
-            return render("console_message.html", message=exc.message, status_code=409)
+            return _page(me, "console_message.html", message=exc.message, status_code=409)
     container.engine.trigger()
     return _to("/console")
 
@@ -186,9 +206,9 @@ async def report_timeline(report_id: str, me: Session, db: DbDep, now: NowDep) -
         try:
             report = await report_service.get(session, report_id)
         except RoutingError:
-            return render("console_message.html", message="No such report.", status_code=404)
+            return _message(me, "no_report", 404)
         view = await report_service.view(session, report)
-    return render("console_report.html", report=view, me=me, now=now)
+    return _page(me, "console_report.html", report=view, now=now)
 
 
 async def _sla_rows(container: Container, now: datetime) -> list[queries.SlaRow]:
@@ -204,9 +224,9 @@ async def sla_page(me: Session, container: ContainerDep, now: NowDep) -> HTMLRes
     counts = queries.histogram(rows)
     met = sum(d.met for d in days)
     missed = sum(d.missed for d in days)
-    return render(
+    return _page(
+        me,
         "console_sla.html",
-        me=me,
         days=days,
         met=met,
         missed=missed,

@@ -28,7 +28,7 @@ async def test_ack_link_shows_then_accepts_on_the_button(h: Harness, live: str, 
 
 
 async def test_console_counts_down_and_accepts(h: Harness, live: str, page: Page) -> None:
-    await h.staff("Anna")
+    await h.staff("Anna", languages=["en"])
     await h.chain(("voice", ["Anna"], 3600))
     report = await h.report()
     await h.tick()
@@ -50,7 +50,7 @@ async def test_console_counts_down_and_accepts(h: Harness, live: str, page: Page
 
 
 async def test_sla_page_draws_charts_and_the_csv_matches(h: Harness, live: str, page: Page) -> None:
-    await h.staff("Anna")
+    await h.staff("Anna", languages=["en"])
     await h.chain(("voice", ["Anna"], 3600))
     report = await h.report()
     await h.tick()

@@ -23,7 +23,7 @@ def _csrf(page: str) -> str:
 
 
 async def _setup(h: Harness) -> dict[str, object]:
-    await h.staff("Anna")
+    await h.staff("Anna", languages=["en"])
     await h.chain(("voice", ["Anna"], 3600))
     report = await h.report()
     await h.tick()
@@ -117,7 +117,7 @@ async def test_a_reports_whole_timeline(h: Harness) -> None:
 
 
 async def test_sla_page_and_csv_match_the_database(h: Harness) -> None:
-    await h.staff("Anna")
+    await h.staff("Anna", languages=["en"])
     await h.chain(("voice", ["Anna"], 3600))
     kept = await h.report()
     await h.tick()
@@ -151,3 +151,18 @@ async def test_sla_page_and_csv_match_the_database(h: Harness) -> None:
     assert by_reference[str(late["reference"])]["met"] == "missed"
     api = (await h.client.get("/v1/sla", headers=h.admin)).json()
     assert (api["met"], api["missed"], api["open"]) == (1, 1, 1)
+
+
+async def test_the_console_speaks_the_staff_members_language(h: Harness) -> None:
+    await h.staff("Bram", languages=["nl"])
+    await h.chain(("voice", ["Bram"], 3600))
+    await h.report()
+    await h.tick()
+    h.expect(("Bram", VOICE))
+    login = await h.client.get("/console/login", headers={"Accept-Language": "nl-NL,nl;q=0.9"})
+    assert "Jouw medewerkerstoken" in login.text
+    await _sign_in(h, "Bram")
+    page = (await h.client.get("/console")).text
+    assert "Open meldingen" in page
+    assert "Aannemen" in page
+    assert "10 min 00 s over" in page

@@ -1,5 +1,6 @@
 // Live countdowns: every element with data-deadline (ISO time) and data-now (server time at
-// render) shows the time left, ticking every second, and is marked when under three minutes.
+// render) shows the time left in its data-left-text / data-over-text wording ("{time} left"),
+// ticking every second, and is marked when under three minutes.
 (function () {
   "use strict";
   var nodes = document.querySelectorAll("[data-deadline]");
@@ -15,7 +16,8 @@
     var elapsed = (Date.now() - started) / 1000;
     nodes.forEach(function (node) {
       var left = (Date.parse(node.dataset.deadline) - Date.parse(node.dataset.now)) / 1000 - elapsed;
-      node.textContent = left >= 0 ? format(left) + " left" : "missed " + format(left) + " ago";
+      var template = left >= 0 ? node.dataset.leftText : node.dataset.overText;
+      node.textContent = (template || "{time}").replace("{time}", format(left));
       node.classList.toggle("warn", left < 180);
     });
   }
