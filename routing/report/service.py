@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -36,6 +37,7 @@ from routing.staff.schemas import StaffRef
 from routing.types import ReportStatus
 
 PROMISE_BROKEN_AFTER = timedelta(milliseconds=1)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def request_hash(data: ReportCreate) -> str:
@@ -139,14 +141,21 @@ async def _unused_reference(session: AsyncSession) -> str:
             return reference
 
 
+def _well_formed(report_id: str) -> bool:
+    """Report ids are UUIDs: anything else (a NUL, a megabyte) is not found without a query."""
+    return len(report_id) == 36 and _UUID.fullmatch(report_id) is not None
+
+
 async def get(session: AsyncSession, report_id: str) -> Report:
-    report = await session.get(Report, report_id)
+    report = await session.get(Report, report_id) if _well_formed(report_id) else None
     if report is None:
         raise NotFound("no such report", field="report_id")
     return report
 
 
 async def get_for_update(session: AsyncSession, report_id: str) -> Report:
+    if not _well_formed(report_id):
+        raise NotFound("no such report", field="report_id")
     report = await session.scalar(
         select(Report)
         .where(Report.id == report_id)

@@ -113,7 +113,8 @@ async def test_a_reports_whole_timeline(h: Harness) -> None:
     page = (await h.client.get(f"/console/reports/{report['id']}")).text
     for event in ("received", "page_sent"):
         assert event in page
-    assert (await h.client.get("/console/reports/nope")).status_code == 404
+    for bad in ("nope", "a%00b", "x" * 5000):
+        assert (await h.client.get(f"/console/reports/{bad}")).status_code == 404
 
 
 async def test_sla_page_and_csv_match_the_database(h: Harness) -> None:
