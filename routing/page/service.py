@@ -340,6 +340,8 @@ async def call_progress(
     A callback for a page whose send timed out tells us the call exists after all: it counts as
     sent. A machine (voicemail) is never a human: the page fails and the call is ended.
     """
+    if await session.get(Page, page_id) is None:
+        return  # a callback for a page we never made (or long gone): nothing to do
     page, staff = await _load(session, page_id)
     if page.external_id not in (None, external_id):
         return  # a callback for some other call: ignore

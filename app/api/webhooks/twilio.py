@@ -7,6 +7,7 @@ Handlers record what happened and answer at once; the engine does the rest.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -14,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
+from app.container import Container
 from app.deps import ContainerDep, DbDep, NowDep
 from providers.base import DeliveryUpdate
 from providers.twilio import signature, twiml
@@ -147,42 +149,41 @@ async def page_call_keypress(
 
 @router.post("/pages/{page_id}/call-status", status_code=204)
 async def page_call_status(
-    page_id: PageId, form: Form, container: ContainerDep, db: DbDep, now: NowDep
+    page_id: PageId, form: Form, container: ContainerDep, now: NowDep
 ) -> Response:
     """Ringing, answered, or over: a call that ends without a keypress is a missed page."""
     sid = form.get("CallSid", "")
     state, detail = call_state(form.get("CallStatus", ""))
-    async with db.begin() as session:
-        if sid and await session.get(Page, page_id) is not None:
-            await page_service.call_progress(
-                session,
-                page_id=page_id,
-                external_id=sid,
-                now=now,
-                update_=DeliveryUpdate(sid, state, detail) if state else None,
-            )
-    container.engine.trigger()
+    if sid:
+        update_ = DeliveryUpdate(sid, state, detail) if state else None
+        await _call_progress(container, page_id, sid, now, update_=update_)
     return no_content()
+
+
+async def _call_progress(
+    container: Container,
+    page_id: int,
+    sid: str,
+    now: datetime,
+    *,
+    update_: DeliveryUpdate | None = None,
+    machine: bool = False,
+) -> None:
+    async with container.db.begin() as session:
+        await page_service.call_progress(
+            session, page_id=page_id, external_id=sid, update_=update_, now=now, machine=machine
+        )
+    container.engine.trigger()
 
 
 @router.post("/pages/{page_id}/amd", status_code=204)
 async def page_call_machine(
-    page_id: PageId, form: Form, container: ContainerDep, db: DbDep, now: NowDep
+    page_id: PageId, form: Form, container: ContainerDep, now: NowDep
 ) -> Response:
     """Answering-machine detection: a voicemail is never a human. Fall back and hang up."""
     sid = form.get("CallSid", "")
     if is_machine(form) and sid:
-        async with db.begin() as session:
-            if await session.get(Page, page_id) is not None:
-                await page_service.call_progress(
-                    session,
-                    page_id=page_id,
-                    external_id=sid,
-                    update_=None,
-                    now=now,
-                    machine=True,
-                )
-        container.engine.trigger()
+        await _call_progress(container, page_id, sid, now, machine=True)
     return no_content()
 
 
