@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, update
+from sqlalchemy import Row, ScalarSelect, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from providers.base import (
@@ -37,6 +38,13 @@ class Bridger:
         self.registry = registry
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
+
+    def due(self) -> Sequence[ScalarSelect[Any]]:
+        return [
+            select(func.min(BridgeCall.due_at))
+            .where(BridgeCall.state == "pending")
+            .scalar_subquery()
+        ]
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         async with db.begin() as session:

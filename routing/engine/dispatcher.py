@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from providers.base import (
@@ -67,6 +69,12 @@ class Dispatcher:
         self.reconcile_after = timedelta(seconds=reconcile_after)
         self.batch = batch
         self.link_base = link_base.rstrip("/") if link_base else None
+
+    def due(self) -> Sequence[ScalarSelect[Any]]:
+        return [
+            select(func.min(Page.due_at)).where(Page.state == "pending").scalar_subquery(),
+            select(func.min(Page.lease_until)).where(Page.state == "sending").scalar_subquery(),
+        ]
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         expired = await self._expire_stale(db, now)

@@ -13,20 +13,23 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from routing.bridge.models import BridgeCall
 from routing.clock import Clock
-from routing.page.models import EscalationTimer, Page
 
 log = logging.getLogger(__name__)
 
 
 class Module(Protocol):
+    """An engine module acts on everything due (`run_once`) and says, as scalar subqueries over
+    its rows, when its next work falls due (`due`), so an idle module costs no transaction."""
+
     name: str
+
+    def due(self) -> Sequence[ScalarSelect[Any]]: ...
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int: ...
 
@@ -55,9 +58,14 @@ class Engine:
         self._wake.set()
 
     async def tick(self) -> int:
-        """Run every module once at the clock's current time; returns rows handled."""
+        """Run every module that has something due at the clock's current time (one query finds
+        out which); returns rows handled."""
+        due = await self._due_by_module()
+        now = self.clock.now()
         handled = 0
-        for module in self.modules:
+        for module, when in zip(self.modules, due, strict=True):
+            if when is None or when > now:
+                continue
             started = time.perf_counter()
             try:
                 handled += await module.run_once(self.db, self.clock.now())
@@ -81,33 +89,20 @@ class Engine:
                 return total
         raise RuntimeError("engine did not settle: work keeps becoming due")
 
-    async def next_due_at(self) -> datetime | None:
+    async def _due_by_module(self) -> list[datetime | None]:
+        """Each module's earliest due row, from the index-backed minimums it declares."""
+        columns = [expr for module in self.modules for expr in module.due()]
         async with self.db() as session:
-            candidates = (
-                await session.execute(
-                    select(
-                        select(func.min(EscalationTimer.due_at))
-                        .where(EscalationTimer.state == "pending")
-                        .scalar_subquery(),
-                        select(func.min(EscalationTimer.lease_until))
-                        .where(EscalationTimer.state == "leased")
-                        .scalar_subquery(),
-                        select(func.min(Page.due_at))
-                        .where(Page.state.in_(("pending", "unknown")))
-                        .scalar_subquery(),
-                        select(func.min(Page.lease_until))
-                        .where(Page.state == "sending")
-                        .scalar_subquery(),
-                        select(func.min(BridgeCall.due_at))
-                        .where(BridgeCall.state == "pending")
-                        .scalar_subquery(),
-                        select(func.min(Page.hangup_due_at))
-                        .where(Page.hangup_due_at.is_not(None), Page.hung_up_at.is_(None))
-                        .scalar_subquery(),
-                    )
-                )
-            ).one()
-        return min((c for c in candidates if c is not None), default=None)
+            values = list((await session.execute(select(*columns))).one())
+        due: list[datetime | None] = []
+        for module in self.modules:
+            mine = [v for v in values[: len(module.due())] if v is not None]
+            values = values[len(module.due()) :]
+            due.append(min(mine, default=None))
+        return due
+
+    async def next_due_at(self) -> datetime | None:
+        return min((d for d in await self._due_by_module() if d is not None), default=None)
 
     async def run_forever(self) -> None:
         log.info("engine running: %s", ", ".join(m.name for m in self.modules))

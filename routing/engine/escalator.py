@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, or_, update
+from sqlalchemy import Row, ScalarSelect, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from routing import escalation
@@ -28,6 +29,12 @@ class Escalator:
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
         self.late_slack = late_slack
+
+    def due(self) -> Sequence[ScalarSelect[Any]]:
+        return [
+            select(func.min(Timer.due_at)).where(Timer.state == "pending").scalar_subquery(),
+            select(func.min(Timer.lease_until)).where(Timer.state == "leased").scalar_subquery(),
+        ]
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         async with db.begin() as session:

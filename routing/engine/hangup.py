@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ScalarSelect, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from providers.base import Canceller, Channel, ProviderError
@@ -21,6 +23,13 @@ class Hangup:
     def __init__(self, registry: ProviderRegistry, *, batch: int = 50) -> None:
         self.registry = registry
         self.batch = batch
+
+    def due(self) -> Sequence[ScalarSelect[Any]]:
+        return [
+            select(func.min(Page.hangup_due_at))
+            .where(Page.hangup_due_at.is_not(None), Page.hung_up_at.is_(None))
+            .scalar_subquery()
+        ]
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         async with db.begin() as session:

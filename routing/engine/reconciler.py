@@ -10,11 +10,12 @@ provider, never by a blind resend:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Row, update
+from sqlalchemy import Row, ScalarSelect, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from providers.base import Channel, ProviderError, SendResult, StatusChecker
@@ -48,6 +49,9 @@ class Reconciler:
         self.retry = timedelta(seconds=retry_seconds)
         self.give_up = timedelta(seconds=give_up_seconds)
         self.batch = batch
+
+    def due(self) -> Sequence[ScalarSelect[Any]]:
+        return [select(func.min(Page.due_at)).where(Page.state == "unknown").scalar_subquery()]
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         async with db.begin() as session:
