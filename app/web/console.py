@@ -25,6 +25,7 @@ from app.web.texts import CONSOLE_TEXTS, pick
 from routing.audit import service as audit
 from routing.auth import service as auth_service
 from routing.auth.service import Principal
+from routing.bridge import service as bridge
 from routing.errors import RoutingError
 from routing.page.messages import staff_language
 from routing.report import queries
@@ -170,8 +171,21 @@ async def _act(
         return _message(me, "not_staff", 403)
     async with container.db.begin() as session:
         try:
-            verb = report_service.acknowledge if action == "ack" else report_service.resolve
-            await verb(session, report_id=report_id, staff_id=me.principal.staff_id, now=now)
+            staff_id = me.principal.staff_id
+            if action == "ack":
+                report = await report_service.acknowledge(
+                    session, report_id=report_id, staff_id=staff_id, now=now, how="console"
+                )
+                if report.acknowledged_at == now:  # accepted just now: connect them by voice
+                    staff = await session.get(Staff, staff_id)
+                    assert staff is not None
+                    await bridge.connect(
+                        session, report=report, staff=staff, acceptor_on_call=False, now=now
+                    )
+            else:
+                await report_service.resolve(
+                    session, report_id=report_id, staff_id=staff_id, now=now
+                )
         except RoutingError as exc:
             return _page(me, "console_message.html", message=exc.message, status_code=409)
     container.engine.trigger()

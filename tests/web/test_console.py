@@ -80,6 +80,8 @@ async def test_accept_and_resolve_from_the_console(h: Harness) -> None:
     assert accepted.status_code == 303
     seen = await h.get(str(report["id"]))
     assert seen["acknowledged_by"]["name"] == "Anna"
+    await h.tick()  # the acceptor and the customer are called into one conference
+    assert sorted(call.leg for call in h.sender.room_calls) == ["customer", "staff"]
     await h.client.post(f"/console/reports/{report['id']}/resolve", data={"csrf": _csrf(page)})
     assert (await h.get(str(report["id"])))["status"] == "resolved"
     assert str(report["reference"]) not in (await h.client.get("/console")).text
