@@ -74,27 +74,16 @@ async def _tables(url: str) -> set[str]:
     return set(names)
 
 
-async def _revision(url: str) -> str | None:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return await conn.run_sync(
-                lambda sync: MigrationContext.configure(sync).get_current_revision()
-            )
-    finally:
-        await engine.dispose()
-
-
 async def test_upgrade_downgrade_upgrade_round_trip(migrations_url: str) -> None:
     await _upgrade(migrations_url)
     tables = await _tables(migrations_url)
     assert tables >= MODEL_TABLES, f"missing after upgrade: {sorted(MODEL_TABLES - tables)}"
-    assert await _revision(migrations_url) is not None
+    assert await migrate.current_revision(migrations_url) is not None
 
     await _downgrade(migrations_url, "base")
     leftover = await _tables(migrations_url) & MODEL_TABLES
     assert not leftover, f"downgrade to base left tables behind: {sorted(leftover)}"
-    assert await _revision(migrations_url) is None
+    assert await migrate.current_revision(migrations_url) is None
 
     await _upgrade(migrations_url)
     tables = await _tables(migrations_url)
