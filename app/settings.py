@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,11 +42,25 @@ class SlackSettings(BaseModel):
         return bool(self.bot_token.get_secret_value())
 
 
+class PagingSettings(BaseModel):
+    """Per-contact limits, so a wave of reports does not bury a colleague: at most this many calls
+    ringing one person at once, and at most `max_sms_per_window` SMS to one person per window
+    (further SMS pages wait and go out bundled into one message)."""
+
+    max_calls_at_once: int = Field(1, ge=1, le=10)
+    max_sms_per_window: int = Field(5, ge=1, le=100)
+    sms_window_seconds: int = Field(900, ge=10, le=86400)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOS_", env_nested_delimiter="__", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
     sla_seconds: int = Field(600, ge=1, description="the promise: a human within this many seconds")
+    # At deadline - prebreach_seconds without acceptance, the chain's all-hands targets are paged.
+    prebreach_seconds: int = Field(180, ge=0)
+    # The zone schedule times (hand-offs, shifts) are read in.
+    time_zone: str = "Europe/Amsterdam"
     host: str = "127.0.0.1"
     port: int = 8000
     # Seed a demo rota and print demo tokens when the database is empty (zero-setup start).
@@ -54,9 +70,18 @@ class Settings(BaseSettings):
     public_base_url: str = ""
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    paging: PagingSettings = Field(default_factory=PagingSettings)
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
     # then do not survive a restart, and several processes do not share them).
     secret_key: SecretStr = SecretStr("")
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> Settings:
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"SOS_TIME_ZONE {self.time_zone!r} is not a known time zone") from None
+        return self
 
     @model_validator(mode="after")
     def _slack_complete(self) -> Settings:

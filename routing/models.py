@@ -6,8 +6,10 @@ from routing.bridge.models import BridgeCall
 from routing.chain.models import Chain
 from routing.db import Base
 from routing.inbound.models import InboundMessage, SosCall
+from routing.notify.models import OutboundMessage, PhoneVerification
 from routing.page.models import AckLink, EscalationTimer, Page
 from routing.report.models import IdempotencyKey, Report
+from routing.rota.models import Schedule, ScheduleOverride
 from routing.staff.models import Staff
 
 __all__ = [
@@ -20,8 +22,12 @@ __all__ = [
     "EscalationTimer",
     "IdempotencyKey",
     "InboundMessage",
+    "OutboundMessage",
     "Page",
+    "PhoneVerification",
     "Report",
+    "Schedule",
+    "ScheduleOverride",
     "SosCall",
     "Staff",
     "StaffSession",

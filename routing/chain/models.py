@@ -24,4 +24,6 @@ class Chain(Base):
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     repeat: Mapped[int] = mapped_column(Integer, default=0)
     last_resort: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Paged all at once when the promise is at risk (deadline - SOS_PREBREACH_SECONDS).
+    all_hands: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

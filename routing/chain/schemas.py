@@ -3,24 +3,57 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+)
 
 from providers.base import Channel
 from routing.schemas import StrictModel, Text
 from routing.types import Category
 
 StaffIds = Annotated[list[Annotated[Text, Field(min_length=1, max_length=36)]], Field(min_length=1)]
+# Schedules by id or by name: "whoever is on call in fraud-primary when the step fires".
+ScheduleRefs = Annotated[
+    list[Annotated[Text, Field(min_length=1, max_length=120)]], Field(max_length=20)
+]
 
 
-class StepIn(StrictModel):
+class _Targets(StrictModel):
+    schedules: ScheduleRefs = Field(default_factory=list)
+    targets: Annotated[
+        list[Annotated[Text, Field(min_length=1, max_length=36)]],
+        Field(max_length=50, validate_default=True),
+    ] = Field(default_factory=list)
+
+    @field_validator("targets")
+    @classmethod
+    def _someone(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if not value and not info.data.get("schedules"):
+            raise ValueError("give at least one staff id here, or a schedule in schedules")
+        return value
+
+
+class StepIn(_Targets):
     channel: Channel
-    targets: StaffIds
     wait_seconds: Annotated[int, Field(ge=5, le=3600)]
 
 
 class LastResortIn(StrictModel):
     channel: Channel = Channel.VOICE
     targets: StaffIds
+
+
+class AllHandsIn(_Targets):
+    """Paged all at once, in parallel, when the promise is at risk."""
+
+    channel: Channel = Channel.VOICE
 
 
 def _last_resort_shorthand(value: Any) -> Any:
@@ -34,6 +67,7 @@ class ChainCreate(StrictModel):
     steps: Annotated[list[StepIn], Field(min_length=1, max_length=50)]
     repeat: Annotated[int, Field(ge=0, le=20)] = 0
     last_resort: Annotated[LastResortIn | None, BeforeValidator(_last_resort_shorthand)] = None
+    all_hands: AllHandsIn | None = None
 
     @field_validator("categories")
     @classmethod
@@ -44,7 +78,23 @@ class ChainCreate(StrictModel):
 class StepRead(BaseModel):
     channel: str
     targets: list[str]
+    schedules: list[str] = Field(
+        default_factory=list, description="schedule ids; left out when the step has none"
+    )
     wait_seconds: int
+
+    @model_serializer(mode="wrap")
+    def _without_empty_schedules(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("schedules"):
+            data.pop("schedules", None)
+        return data
+
+
+class AllHandsRead(BaseModel):
+    channel: str
+    targets: list[str]
+    schedules: list[str]
 
 
 class LastResortRead(BaseModel):
@@ -61,4 +111,5 @@ class ChainRead(BaseModel):
     steps: list[StepRead]
     repeat: int
     last_resort: LastResortRead | None
+    all_hands: AllHandsRead | None = None
     created_at: datetime

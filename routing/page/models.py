@@ -11,7 +11,8 @@ from routing.db import Base, BigIntId, UTCDateTime
 class Page(Base):
     """The outbox: one page to one staff member. Sent only after the commit that created it.
 
-    States: pending → sending → sent → delivered | answered, or failed, canceled, unknown.
+    States: pending → sending → sent → delivered | answered, or failed, canceled, unknown; a page
+    of a later preference tier waits as `queued` until its tier is released.
     `(report_id, step_no, attempt_no, target_no)` identifies a page, so no step is paged twice.
     """
 
@@ -22,6 +23,8 @@ class Page(Base):
     step_no: Mapped[int] = mapped_column(Integer)
     attempt_no: Mapped[int] = mapped_column(Integer)
     target_no: Mapped[int] = mapped_column(Integer)
+    # Preference tier within the step (0 = best match); tier n+1 is paged when tier n had its turn.
+    tier_no: Mapped[int] = mapped_column(Integer, default=0)
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
     channel: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16))
@@ -36,6 +39,8 @@ class Page(Base):
     # A live call to end (someone else accepted, or voicemail picked up), and when it was ended.
     hangup_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     hung_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # SMS pages sent as one bundled message share the id of the page that carried it.
+    bundle_id: Mapped[int | None] = mapped_column(BigIntId)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -61,6 +66,8 @@ class Page(Base):
             postgresql_where=text("state = 'pending'"),
             sqlite_where=text("state = 'pending'"),
         ),
+        Index("ix_pages_bundle_id", "bundle_id"),
+        Index("ix_pages_staff_channel_sent", "staff_id", "channel", "sent_at"),
         Index(
             "ix_pages_lease",
             "lease_until",
@@ -73,7 +80,9 @@ class Page(Base):
 class EscalationTimer(Base):
     """A durable "if nobody acknowledges by `due_at`, act" row.
 
-    Kinds: `step` (step `step_no` of round `attempt_no` is due) and `deadline` (the promise breaks).
+    Kinds: `step` (step `step_no` of round `attempt_no` has waited out its time), `start` (a
+    callback appointment: start the chain at `step_no` of round `attempt_no`), `prebreach` (the
+    promise is at risk: page the all-hands targets) and `deadline` (the promise breaks).
     States: pending → leased → done | canceled. A claim bumps `fence`; work counts only if it holds.
     """
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from routing.db import Base, UTCDateTime, new_id
@@ -36,8 +36,20 @@ class Report(Base):
     created_by_token_id: Mapped[str | None] = mapped_column(String(36))
     # SHA-256 of the secret in the customer's status page URL (/status/{token}), if one was made.
     status_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The customer asked to be called at this time: the chain starts then, the promise counts
+    # from then.
+    callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The first chain round of the current escalation (a callback appointment starts a new one).
+    attempt_base: Mapped[int] = mapped_column(Integer, default=0)
+    # How many customer contacts joined this case (a second report, call or SMS while it is open).
+    contacts: Mapped[int] = mapped_column(Integer, default=1)
 
-    __table_args__ = (Index("ix_reports_received_at", "received_at"),)
+    __table_args__ = (
+        Index("ix_reports_received_at", "received_at"),
+        Index("ix_reports_callback_phone", "callback_phone"),
+        Index("ix_reports_customer_ref", "customer_ref"),
+        Index("ix_reports_acknowledged_by_id", "acknowledged_by_id"),
+    )
 
 
 class IdempotencyKey(Base):
