@@ -19,6 +19,7 @@ async def create(session: AsyncSession, *, data: StaffCreate, now: datetime) -> 
         phone=data.phone,
         languages=[str(lang) for lang in data.languages],
         chat_id=data.chat_id,
+        skills=list(data.skills),
         created_at=now,
     )
     session.add(staff)
