@@ -33,6 +33,7 @@ class Harness:
         self.sender = sender
         self.staff_tokens: dict[str, str] = {}
         self.names: dict[str, str] = {}
+        self.customers = 0
 
     async def setup(self) -> None:
         self.admin = await self.token(Role.ADMIN)
@@ -98,7 +99,10 @@ class Harness:
     # --- acting ----------------------------------------------------------------------------
 
     async def report(self, **fields: Any) -> dict[str, Any]:
-        body = {"category": "fraud", "callback_phone": "06 12345678", **fields}
+        """Submit a report; each comes from a different customer (phone) unless told otherwise."""
+        phone = f"06 {12345678 + self.customers}"  # 06 12345678, 06 12345679, ...
+        self.customers += 1
+        body = {"category": "fraud", "callback_phone": phone, **fields}
         r = await self.client.post("/v1/reports", json=body, headers=self.app)
         assert r.status_code == 201, r.text
         return dict(r.json())

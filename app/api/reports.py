@@ -7,11 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Response
 from pydantic import StringConstraints
 
+from app.container import public_url
 from app.deps import AppClient, ContainerDep, DbDep, NowDep, Reader, Staff
 from app.errors import error_body
 from routing.errors import Forbidden, NotFound
 from routing.report import service as report_service
-from routing.report.schemas import ReportCreate, ReportRead
+from routing.report import status
+from routing.report.schemas import CallbackRequest, ReportCreate, ReportRead
+from routing.report.service import Intake
 from routing.types import Role
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -37,7 +40,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=201, response_model=ReportRead, responses=ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ReportRead,
+    responses={
+        **ERRORS,
+        200: {
+            "description": "not a new report: an Idempotency-Key replay "
+            "(`Idempotent-Replayed: true`), or the customer's open case this contact joined "
+            "(`Case-Joined: true`)",
+            "model": ReportRead,
+        },
+    },
+)
 async def create_report(
     body: ReportCreate,
     client: AppClient,
@@ -47,21 +63,34 @@ async def create_report(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ReportRead:
-    """Report an emergency. A 201 means it is stored and staff paging has started."""
+    """Report an emergency. A 201 means it is stored and staff paging has started; the response
+    carries the customer's status page URL once. A customer with an open case (same customer_ref
+    or phone) joins it: 200, the case, its promise clock unchanged."""
+    settings = container.settings
     async with db.begin() as session:
-        report, created = await report_service.submit(
+        report, outcome = await report_service.submit(
             session,
             data=body,
             now=now,
-            sla_seconds=container.settings.sla_seconds,
+            sla_seconds=settings.sla_seconds,
+            prebreach_seconds=settings.prebreach_seconds,
             token_id=client.token_id,
             idempotency_key=idempotency_key,
         )
+        token = (
+            await status.new_status_token(session, report) if outcome == Intake.CREATED else None
+        )
         view = await report_service.view(session, report)
-    if created:
-        container.engine.trigger()
-    else:
+    if token:
+        view.status_url = f"{public_url(settings)}/status/{token}"
+    if outcome == Intake.REPLAYED:
+        response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
+    else:
+        container.engine.trigger()
+    if outcome == Intake.JOINED:
+        response.status_code = 200
+        response.headers["Case-Joined"] = "true"
     return view
 
 
@@ -92,6 +121,39 @@ async def acknowledge_report(
     async with db.begin() as session:
         report = await report_service.acknowledge(
             session, report_id=report_id, staff_id=_staff_id(staff), now=now
+        )
+        view = await report_service.view(session, report)
+    container.engine.trigger()
+    return view
+
+
+@router.post(
+    "/{report_id}/callback",
+    response_model=ReportRead,
+    responses={**ERRORS, 409: {"description": "already accepted (named) or resolved"}},
+)
+async def request_callback(
+    report_id: str,
+    body: CallbackRequest,
+    reader: Reader,
+    container: ContainerDep,
+    db: DbDep,
+    now: NowDep,
+) -> ReportRead:
+    """The customer would rather be called at `at`: paging stops now and starts again at `at`,
+    and the promise counts from `at` (a promise already broken stays broken)."""
+    settings = container.settings
+    async with db.begin() as session:
+        report = await report_service.get(session, report_id)
+        if reader.role == Role.APP and report.created_by_token_id != reader.token_id:
+            raise NotFound("no such report", field="report_id")
+        report = await report_service.request_callback(
+            session,
+            report_id=report_id,
+            at=body.at,
+            now=now,
+            sla_seconds=settings.sla_seconds,
+            prebreach_seconds=settings.prebreach_seconds,
         )
         view = await report_service.view(session, report)
     container.engine.trigger()

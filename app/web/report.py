@@ -265,6 +265,7 @@ async def submit_report(
             data=data,
             now=now,
             sla_seconds=sla,
+            prebreach_seconds=container.settings.prebreach_seconds,
             channel="web",
             idempotency_key=_idempotency_key(cookie, data, now, sla),
         )

@@ -147,6 +147,13 @@ def upgrade() -> None:
             sa.Column("attempt_base", sa.Integer(), nullable=False, server_default="0")
         )
         batch_op.add_column(sa.Column("contacts", sa.Integer(), nullable=False, server_default="1"))
+        batch_op.add_column(sa.Column("previous_helper_id", sa.String(length=36), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_reports_previous_helper_id_staff"),
+            "staff",
+            ["previous_helper_id"],
+            ["id"],
+        )
         batch_op.create_index("ix_reports_acknowledged_by_id", ["acknowledged_by_id"], unique=False)
         batch_op.create_index("ix_reports_callback_phone", ["callback_phone"], unique=False)
         batch_op.create_index("ix_reports_customer_ref", ["customer_ref"], unique=False)
@@ -167,6 +174,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_reports_customer_ref")
         batch_op.drop_index("ix_reports_callback_phone")
         batch_op.drop_index("ix_reports_acknowledged_by_id")
+        batch_op.drop_constraint(
+            batch_op.f("fk_reports_previous_helper_id_staff"), type_="foreignkey"
+        )
+        batch_op.drop_column("previous_helper_id")
         batch_op.drop_column("contacts")
         batch_op.drop_column("attempt_base")
         batch_op.drop_column("callback_at")

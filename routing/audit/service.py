@@ -27,6 +27,9 @@ class EventType:
     SLA_MISSED = "sla_missed"
     RESOLVED = "resolved"
     NO_CHAIN = "no_chain"
+    ROUTED = "routed"  # the order in which a step pages its people, when it is not flat
+    CONTACT = "contact"  # the customer got in touch again; it joined this open case
+    CALLBACK_REQUESTED = "callback_requested"
 
 
 def record(

@@ -6,31 +6,38 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.chain.models import Chain
 from routing.chain.schemas import ChainCreate
 from routing.errors import ValidationFailed
+from routing.rota.models import Schedule
 from routing.staff import service as staff_service
 
 
 async def create(session: AsyncSession, *, data: ChainCreate, now: datetime) -> Chain:
-    wanted = {t for step in data.steps for t in step.targets}
+    """Store a chain. Staff ids must exist; schedules may be named by id or name and are stored
+    by id (renaming a schedule keeps its chains)."""
+    groups: list[tuple[str, list[str], list[str]]] = [
+        (f"steps.{i}", step.targets, step.schedules) for i, step in enumerate(data.steps)
+    ]
     if data.last_resort:
-        wanted |= set(data.last_resort.targets)
-    known = await staff_service.find_many(session, wanted)
-    for i, step in enumerate(data.steps):
-        for j, target in enumerate(step.targets):
+        groups.append(("last_resort", data.last_resort.targets, []))
+    if data.all_hands:
+        groups.append(("all_hands", data.all_hands.targets, data.all_hands.schedules))
+    known = await staff_service.find_many(session, {t for _, ts, _ in groups for t in ts})
+    schedules = await _schedule_ids(session, {s for _, _, ss in groups for s in ss})
+    for where, targets, refs in groups:
+        for j, target in enumerate(targets):
             if target not in known:
                 raise ValidationFailed(
-                    f"no staff member with id {target!r}", field=f"steps.{i}.targets.{j}"
+                    f"no staff member with id {target!r}", field=f"{where}.targets.{j}"
                 )
-    if data.last_resort:
-        for j, target in enumerate(data.last_resort.targets):
-            if target not in known:
+        for j, ref in enumerate(refs):
+            if ref not in schedules:
                 raise ValidationFailed(
-                    f"no staff member with id {target!r}", field=f"last_resort.targets.{j}"
+                    f"no schedule with id or name {ref!r}", field=f"{where}.schedules.{j}"
                 )
     # The chain created last serves new reports. Two chains stamped in the same instant (a coarse
     # or fake clock) would tie, so a new chain is always stamped after the latest one.
@@ -38,12 +45,15 @@ async def create(session: AsyncSession, *, data: ChainCreate, now: datetime) -> 
     if latest is not None and latest >= now:
         now = latest + timedelta(microseconds=1)
     dumped = data.model_dump(mode="json")
+    for step in [*dumped["steps"], *([dumped["all_hands"]] if dumped["all_hands"] else [])]:
+        step["schedules"] = list(dict.fromkeys(schedules[ref] for ref in step["schedules"]))
     chain = Chain(
         name=data.name,
         categories=dumped["categories"],
         steps=dumped["steps"],
         repeat=data.repeat,
         last_resort=dumped["last_resort"],
+        all_hands=dumped["all_hands"],
         created_at=now,
     )
     session.add(chain)
@@ -71,4 +81,21 @@ def snapshot(chain: Chain) -> dict[str, Any]:
         "steps": chain.steps,
         "repeat": chain.repeat,
         "last_resort": chain.last_resort,
+        "all_hands": chain.all_hands,
     }
+
+
+async def _schedule_ids(session: AsyncSession, refs: set[str]) -> dict[str, str]:
+    """Each given schedule id or name → its id (refs that match nothing are left out)."""
+    if not refs:
+        return {}
+    rows = await session.execute(
+        select(Schedule.id, Schedule.name).where(
+            or_(Schedule.id.in_(refs), Schedule.name.in_(refs))
+        )
+    )
+    found: dict[str, str] = {}
+    for schedule_id, name in rows:
+        found[schedule_id] = schedule_id
+        found.setdefault(name, schedule_id)
+    return found

@@ -1,4 +1,5 @@
-"""Fires due escalation timers: move a report to its next step, or record the broken promise."""
+"""Fires due escalation timers: give a step's next tier its turn or move a report to its next step,
+start a callback appointment, page all hands before the promise breaks, or record that it broke."""
 
 from __future__ import annotations
 
@@ -78,15 +79,18 @@ class Escalator:
         if report.acknowledged_at is not None or report.status == ReportStatus.RESOLVED:
             return
         late = seconds_late(row.due_at, now, slack=self.late_slack)
+        ref = StepRef(row.step_no, row.attempt_no)
         if row.kind == "deadline":
             await report_service.mark_missed(session, report=report, now=now)
+        elif row.kind == "prebreach":
+            await escalation.all_hands(session, report=report, now=now, late_seconds=late)
+        elif row.kind == "start":
+            await escalation.start_appointment(
+                session, report=report, ref=ref, now=now, late_seconds=late
+            )
         else:
-            await escalation.advance(
-                session,
-                report=report,
-                after=StepRef(row.step_no, row.attempt_no),
-                now=now,
-                late_seconds=late,
+            await escalation.step_over(
+                session, report=report, ref=ref, timer_id=row.id, now=now, late_seconds=late
             )
         if late:
             log.warning("report %s: %s timer fired %.1f s late", report.id, row.kind, late)

@@ -185,7 +185,13 @@ CUSTOMER_ADDED = (
 
 
 async def customer_sms(
-    session: AsyncSession, *, phone: str, body: str, now: datetime, sla_seconds: int
+    session: AsyncSession,
+    *,
+    phone: str,
+    body: str,
+    now: datetime,
+    sla_seconds: int,
+    prebreach_seconds: int | None = None,
 ) -> tuple[str, bool]:
     """A customer texted the SOS number: a new report, or more words for their open one.
     Returns the reply and whether a new report was made."""
@@ -211,7 +217,12 @@ async def customer_sms(
         channel="app",
     )
     report, _ = await report_service.submit(
-        session, data=data, now=now, sla_seconds=sla_seconds, channel=IntakeChannel.SMS
+        session,
+        data=data,
+        now=now,
+        sla_seconds=sla_seconds,
+        prebreach_seconds=prebreach_seconds,
+        channel=IntakeChannel.SMS,
     )
     minutes = max(1, sla_seconds // 60)
     return CUSTOMER_RECEIVED.format(reference=report.reference, minutes=minutes), True

@@ -61,6 +61,7 @@ async def report_for_call(
     category: str,
     now: datetime,
     sla_seconds: int,
+    prebreach_seconds: int | None = None,
 ) -> Report:
     """The call's report, created once (menu answers replayed by Twilio change nothing)."""
     await call_arrived(session, call_sid=call_sid, caller=caller, now=now)
@@ -85,6 +86,7 @@ async def report_for_call(
         data=data,
         now=now,
         sla_seconds=sla_seconds,
+        prebreach_seconds=prebreach_seconds,
         channel=IntakeChannel.SOS_LINE,
         received_at=call.arrived_at,
     )

@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from providers.base import Channel, DeliveryState, DeliveryUpdate, SendResult
 from routing.audit import service as audit
 from routing.audit.service import EventType
-from routing.chain.planner import Step, StepRef
+from routing.chain.planner import StepRef
 from routing.page.models import EscalationTimer, Page
 from routing.report.models import Report
-from routing.staff import service as staff_service
 from routing.staff.models import Staff
 
 # How many times a page that met a temporary provider error is tried in all, and the backoff.
@@ -26,6 +25,8 @@ RETRY_BACKOFF_SECONDS = (2, 4, 8)
 
 FAILED_STATES = ("failed", "canceled")
 OPEN_PAGE_STATES = ("pending", "sending", "unknown")
+# Not yet its turn: a page of a later preference tier of its step.
+QUEUED = "queued"
 
 
 def describe(channel: str, staff_name: str) -> str:
@@ -38,45 +39,79 @@ async def create_for_step(
     *,
     report: Report,
     ref: StepRef,
-    step: Step,
+    channel: str,
+    tiers: list[list[Staff]],
     now: datetime,
     late_seconds: float = 0.0,
 ) -> list[Page]:
-    """One page per target of `step`, due now. A target that cannot be reached on the channel
-    (no chat id) gets a failed page at once, so the fallback sees it."""
-    staff = await staff_service.find_many(session, step.targets)
+    """One page per person of the step, due now for the first tier; later tiers wait `queued`
+    for their turn. A person who cannot be reached on the channel (no chat id, SMS stopped) gets
+    a failed page at once, so the fallback sees it."""
     pages: list[Page] = []
-    for target_no, staff_id in enumerate(step.targets):
-        member = staff.get(staff_id)
-        if member is None:
-            continue
-        page = Page(
-            report_id=report.id,
-            step_no=ref.step_no,
-            attempt_no=ref.attempt_no,
-            target_no=target_no,
-            staff_id=staff_id,
-            channel=step.channel,
-            state="pending",
-            due_at=now,
-            fence=0,
-            tries=0,
-            is_late=late_seconds > 0,
-            created_at=now,
-        )
-        unreachable = _unreachable(step.channel, member)
-        if unreachable:
-            page.state, page.error, page.finished_at = "failed", unreachable, now
-            _page_event(
-                session, page, member, EventType.PAGE_FAILED, f" failed: {unreachable}", now
+    for tier_no, people in enumerate(tiers):
+        for member in people:
+            page = Page(
+                report_id=report.id,
+                step_no=ref.step_no,
+                attempt_no=ref.attempt_no,
+                target_no=len(pages),
+                tier_no=tier_no,
+                staff_id=member.id,
+                channel=channel,
+                state="pending" if tier_no == 0 else "queued",
+                due_at=now,
+                fence=0,
+                tries=0,
+                is_late=late_seconds > 0,
+                created_at=now,
             )
-        session.add(page)
-        pages.append(page)
+            why_not = unreachable(channel, member)
+            if why_not:
+                page.state, page.error, page.finished_at = "failed", why_not, now
+                _page_event(
+                    session, page, member, EventType.PAGE_FAILED, f" failed: {why_not}", now
+                )
+            session.add(page)
+            pages.append(page)
     await session.flush()
     return pages
 
 
-def _unreachable(channel: str, staff: Staff) -> str | None:
+async def release_next_tier(
+    session: AsyncSession, *, report_id: str, ref: StepRef, now: datetime
+) -> list[Page]:
+    """Page the next tier of step `ref` now (its earlier tiers had their turn). Returns its pages,
+    or [] when no tier is left waiting. The caller holds the report lock."""
+    tier = await session.scalar(
+        select(func.min(Page.tier_no)).where(
+            Page.report_id == report_id,
+            Page.step_no == ref.step_no,
+            Page.attempt_no == ref.attempt_no,
+            Page.state == "queued",
+        )
+    )
+    if tier is None:
+        return []
+    pages = list(
+        await session.scalars(
+            select(Page)
+            .where(
+                Page.report_id == report_id,
+                Page.step_no == ref.step_no,
+                Page.attempt_no == ref.attempt_no,
+                Page.tier_no == tier,
+                Page.state == "queued",
+            )
+            .order_by(Page.target_no)
+        )
+    )
+    for page in pages:
+        page.state, page.due_at = "pending", now
+    await session.flush()
+    return pages
+
+
+def unreachable(channel: str, staff: Staff) -> str | None:
     """Why `staff` cannot be paged on `channel` at all, if so."""
     if channel == Channel.CHAT and not staff.chat_id:
         return "no chat id"
@@ -253,7 +288,8 @@ async def _fail(
 async def fall_back_if_step_failed(
     session: AsyncSession, *, report_id: str, ref: StepRef, now: datetime
 ) -> bool:
-    """When every page of a step has failed, nobody can answer it: move on now, not later."""
+    """When every page of a step that had its turn has failed, nobody can answer it: move on now,
+    not later (the step timer, fired now, pages the next tier or the next step)."""
     still_open = await session.scalar(
         select(func.count())
         .select_from(Page)
@@ -261,7 +297,7 @@ async def fall_back_if_step_failed(
             Page.report_id == report_id,
             Page.step_no == ref.step_no,
             Page.attempt_no == ref.attempt_no,
-            Page.state.not_in(FAILED_STATES),
+            Page.state.not_in((*FAILED_STATES, QUEUED)),
         )
     )
     if still_open:
@@ -294,7 +330,7 @@ async def cancel_open(session: AsyncSession, *, report_id: str, now: datetime) -
     )
     await session.execute(
         update(Page)
-        .where(Page.report_id == report_id, Page.state.in_(("pending", "unknown")))
+        .where(Page.report_id == report_id, Page.state.in_(("pending", "unknown", QUEUED)))
         .values(state="canceled", finished_at=now, lease_until=None)
         .execution_options(synchronize_session=False)
     )

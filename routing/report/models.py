@@ -41,6 +41,8 @@ class Report(Base):
     callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The first chain round of the current escalation (a callback appointment starts a new one).
     attempt_base: Mapped[int] = mapped_column(Integer, default=0)
+    # Who helped this customer (same customer_ref or phone) in the 24 hours before: paged first.
+    previous_helper_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
     # How many customer contacts joined this case (a second report, call or SMS while it is open).
     contacts: Mapped[int] = mapped_column(Integer, default=1)
 

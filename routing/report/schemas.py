@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from routing.schemas import Phone, StrictModel, Text
 from routing.staff.schemas import StaffRef
@@ -18,6 +18,13 @@ class ReportCreate(StrictModel):
     description: Annotated[Text | None, Field(max_length=2000)] = None
     # Phone and SMS reports arrive through the telephony webhooks, not through this body.
     channel: Literal["app", "web"] = "app"
+    # The customer would rather be called at this time (within 7 days): paging starts then and
+    # the promise counts from then.
+    callback_at: AwareDatetime | None = None
+
+
+class CallbackRequest(StrictModel):
+    at: AwareDatetime = Field(description="when the customer wants to be called (within 7 days)")
 
 
 class Sla(BaseModel):
@@ -53,6 +60,15 @@ class ReportRead(BaseModel):
     acknowledged_by: StaffRef | None
     resolved_at: datetime | None
     resolved_by: StaffRef | None
+    callback_at: datetime | None = Field(
+        description="the time the customer asked to be called back; the promise counts from it"
+    )
+    contacts: int = Field(description="customer contacts in this case (reports, calls, SMS)")
     sla: Sla
     escalation: Escalation
     timeline: list[TimelineEntry]
+    status_url: str | None = Field(
+        None,
+        description="the customer's live status page; only in the response that created the "
+        "report (only a hash of its secret is stored)",
+    )

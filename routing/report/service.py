@@ -10,8 +10,9 @@ import hashlib
 import json
 import re
 from datetime import datetime, timedelta
+from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import escalation
@@ -21,8 +22,9 @@ from routing.chain import planner
 from routing.chain import service as chain_service
 from routing.chain.planner import StepRef
 from routing.db import insert_ignoring_conflicts, new_id
-from routing.errors import AlreadyAcknowledged, NotFound, ValidationFailed
+from routing.errors import AlreadyAcknowledged, AlreadyResolved, NotFound, ValidationFailed
 from routing.page import service as page_service
+from routing.page.models import EscalationTimer
 from routing.report.models import IdempotencyKey, Report
 from routing.report.reference import new_reference
 from routing.report.schemas import (
@@ -37,6 +39,10 @@ from routing.staff.schemas import StaffRef
 from routing.types import ReportStatus
 
 PROMISE_BROKEN_AFTER = timedelta(milliseconds=1)
+# A new report pages first whoever handled the same customer's case this recently.
+STICKY = timedelta(hours=24)
+MIN_CALLBACK_AHEAD = timedelta(minutes=1)
+MAX_CALLBACK_AHEAD = timedelta(days=7)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -45,22 +51,34 @@ def request_hash(data: ReportCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class Intake(StrEnum):
+    """What a submission did."""
+
+    CREATED = "created"  # a new report; paging started
+    REPLAYED = "replayed"  # an Idempotency-Key seen before with the same body: the earlier report
+    JOINED = "joined"  # the customer already has an open case: this contact joined it
+
+
 async def submit(
     session: AsyncSession,
     *,
     data: ReportCreate,
     now: datetime,
     sla_seconds: int,
+    prebreach_seconds: int | None = None,
     token_id: str | None = None,
     idempotency_key: str | None = None,
     channel: str | None = None,
     received_at: datetime | None = None,
-) -> tuple[Report, bool]:
-    """Store a new report and start its escalation. Returns (report, created); with an
-    idempotency key seen before and the same body, the earlier report and False.
-    `channel` overrides the body's (reports arriving by SMS or on the SOS line);
-    `received_at` is the customer's first contact when it came before this moment (a call that
-    arrived before its menu ended): the promise clock starts there."""
+) -> tuple[Report, Intake]:
+    """Store a new report and start its escalation, or add this contact to the customer's open
+    case (same customer_ref or phone number).
+
+    With an idempotency key seen before and the same body, the earlier report is returned.
+    `channel` overrides the body's (reports arriving by SMS or on the SOS line); `received_at` is
+    the customer's first contact when it came before this moment (a call that arrived before its
+    menu ended): the promise clock starts there. `prebreach_seconds`: when, before the deadline,
+    the chain's all-hands targets are paged (None: never)."""
     received_at = received_at or now
     channel = channel or str(data.channel)
     report_id = new_id()
@@ -86,9 +104,32 @@ async def submit(
                     "this Idempotency-Key was used with a different request body",
                     field="Idempotency-Key",
                 )
-            return await get(session, earlier.report_id), False
+            return await get(session, earlier.report_id), Intake.REPLAYED
+    if data.callback_at is not None:
+        _check_callback_time(data.callback_at, now, field="callback_at")
+
+    await _lock_customer(session, data)
+    case = await _open_case(session, data)
+    if case is not None:
+        await _join(
+            session,
+            case,
+            data,
+            channel=channel,
+            received_at=received_at,
+            now=now,
+            sla_seconds=sla_seconds,
+            token_id=token_id,
+        )
+        if idempotency_key is not None:
+            key = await session.get(IdempotencyKey, (token_id or "anonymous", idempotency_key))
+            assert key is not None
+            key.report_id = case.id
+        await session.flush()
+        return case, Intake.JOINED
 
     chain = await chain_service.select_for(session, data.category)
+    starts_at = data.callback_at or received_at
     report = Report(
         id=report_id,
         reference=await _unused_reference(session),
@@ -100,7 +141,11 @@ async def submit(
         description=data.description,
         status=ReportStatus.OPEN,
         received_at=received_at,
-        deadline_at=received_at + timedelta(seconds=sla_seconds),
+        deadline_at=starts_at + timedelta(seconds=sla_seconds),
+        callback_at=data.callback_at,
+        attempt_base=0,
+        contacts=1,
+        previous_helper_id=await _previous_helper(session, data, now),
         is_exhausted=False,
         chain=chain_service.snapshot(chain) if chain else None,
         created_by_token_id=token_id,
@@ -116,8 +161,10 @@ async def submit(
         data={"channel": channel, "category": str(data.category)},
     )
     # An ack at the deadline itself still keeps the promise, so the miss is due just after it.
-    missed_at = report.deadline_at + PROMISE_BROKEN_AFTER
-    session.add(escalation.new_timer(report, "deadline", StepRef(0, 0), missed_at, now))
+    _set_timer(session, report, "deadline", report.deadline_at + PROMISE_BROKEN_AFTER, now)
+    if prebreach_seconds is not None and planner.has_all_hands(report.chain):
+        at_risk = report.deadline_at - timedelta(seconds=prebreach_seconds)
+        _set_timer(session, report, "prebreach", max(at_risk, now), now)
     first = planner.first_step(report.chain)
     if first is None:
         audit.record(
@@ -127,10 +174,199 @@ async def submit(
             report_id=report.id,
             detail="no escalation chain configured: nobody can be paged",
         )
+    elif data.callback_at is not None:
+        _callback_event(session, report, data.callback_at, now)
+        session.add(escalation.new_timer(report, "start", first, data.callback_at, now))
     else:
         await escalation.start_step(session, report=report, ref=first, now=now)
     await session.flush()
-    return report, True
+    return report, Intake.CREATED
+
+
+def _customer_matches(data: ReportCreate) -> list[ColumnElement[bool]]:
+    """How to recognise the same customer: the bank's customer_ref, or a real phone number (a
+    withheld caller id matches nobody)."""
+    matches = []
+    if data.callback_phone.startswith("+"):
+        matches.append(Report.callback_phone == data.callback_phone)
+    if data.customer_ref:
+        matches.append(Report.customer_ref == data.customer_ref)
+    return matches
+
+
+async def _lock_customer(session: AsyncSession, data: ReportCreate) -> None:
+    """On PostgreSQL, one intake per customer at a time, so two simultaneous reports from the same
+    customer make one case. (SQLite runs one write transaction at a time anyway.)"""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({f"phone:{data.callback_phone}", f"ref:{data.customer_ref or ''}"})
+    for key in keys:
+        if not key.endswith(":"):
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key}
+            )
+
+
+async def _open_case(session: AsyncSession, data: ReportCreate) -> Report | None:
+    matches = _customer_matches(data)
+    if not matches:
+        return None
+    return await session.scalar(
+        select(Report)
+        .where(or_(*matches), Report.status != ReportStatus.RESOLVED)
+        .order_by(Report.received_at, Report.id)
+        .limit(1)
+        .with_for_update()
+    )
+
+
+async def _previous_helper(session: AsyncSession, data: ReportCreate, now: datetime) -> str | None:
+    """Who handled this customer's case in the last 24 hours (accepted, or resolved, since then)."""
+    matches = _customer_matches(data)
+    if not matches:
+        return None
+    handled = func.coalesce(Report.resolved_at, Report.acknowledged_at)
+    helper: str | None = await session.scalar(
+        select(Report.acknowledged_by_id)
+        .where(or_(*matches), Report.acknowledged_by_id.is_not(None), handled >= now - STICKY)
+        .order_by(handled.desc())
+        .limit(1)
+    )
+    return helper
+
+
+async def _join(
+    session: AsyncSession,
+    case: Report,
+    data: ReportCreate,
+    *,
+    channel: str,
+    received_at: datetime,
+    now: datetime,
+    sla_seconds: int,
+    token_id: str | None,
+) -> None:
+    """A new contact from a customer whose case is open: it joins the case. The promise keeps
+    counting from the earliest contact."""
+    case.contacts += 1
+    if data.description:
+        joined = (
+            f"{case.description}\n\n{data.description}" if case.description else data.description
+        )
+        case.description = joined[-4000:]
+    case.customer_ref = case.customer_ref or data.customer_ref
+    case.created_by_token_id = case.created_by_token_id or token_id
+    other = f"; they now say {data.category}" if str(data.category) != case.category else ""
+    audit.record(
+        session,
+        at=now,
+        type=EventType.CONTACT,
+        report_id=case.id,
+        detail=f"the customer got in touch again by {channel}{other}; joined this case",
+        data={"channel": channel, "category": str(data.category), "contacts": case.contacts},
+    )
+    if (
+        received_at < case.received_at
+        and case.sla_met is None
+        and case.acknowledged_at is None
+        and not case.callback_at
+    ):
+        case.received_at = received_at
+        case.deadline_at = received_at + timedelta(seconds=sla_seconds)
+        await _move_timer(session, case.id, "deadline", case.deadline_at + PROMISE_BROKEN_AFTER)
+
+
+def _set_timer(
+    session: AsyncSession, report: Report, kind: str, due_at: datetime, now: datetime
+) -> None:
+    session.add(escalation.new_timer(report, kind, StepRef(0, 0), due_at, now))
+
+
+async def _move_timer(
+    session: AsyncSession,
+    report_id: str,
+    kind: str,
+    due_at: datetime,
+    *,
+    by: timedelta | None = None,
+) -> None:
+    """Re-arm a report's deadline or pre-breach timer for a new time (`by`: shift it instead)."""
+    values: dict[str, object] = {"state": "pending", "lease_until": None}
+    values["due_at"] = due_at if by is None else EscalationTimer.due_at + by
+    await session.execute(
+        update(EscalationTimer)
+        .where(
+            EscalationTimer.report_id == report_id,
+            EscalationTimer.kind == kind,
+            EscalationTimer.state.in_(("pending", "leased", "canceled")),
+        )
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _check_callback_time(at: datetime, now: datetime, *, field: str) -> None:
+    if at < now + MIN_CALLBACK_AHEAD:
+        raise ValidationFailed("a callback time must be at least a minute from now", field=field)
+    if at > now + MAX_CALLBACK_AHEAD:
+        raise ValidationFailed("a callback time must be within 7 days", field=field)
+
+
+def _callback_event(session: AsyncSession, report: Report, at: datetime, now: datetime) -> None:
+    audit.record(
+        session,
+        at=now,
+        type=EventType.CALLBACK_REQUESTED,
+        report_id=report.id,
+        detail=f"the customer asked to be called at {at.isoformat(timespec='minutes')}; "
+        "paging starts then and the promise counts from then",
+        data={"callback_at": at.isoformat()},
+    )
+
+
+async def request_callback(
+    session: AsyncSession,
+    *,
+    report_id: str,
+    at: datetime,
+    now: datetime,
+    sla_seconds: int,
+    prebreach_seconds: int | None = None,
+) -> Report:
+    """The customer would rather be called at `at`: stop paging now, page again from the first
+    step at `at`, and measure the promise from `at` (unless it was already broken)."""
+    report = await get_for_update(session, report_id)
+    if report.status == ReportStatus.RESOLVED:
+        raise AlreadyResolved("this report is resolved")
+    if report.acknowledged_by_id is not None:
+        holder = await session.get(Staff, report.acknowledged_by_id)
+        name = holder.name if holder else "someone"
+        raise AlreadyAcknowledged(
+            f"already accepted by {name}, who is calling the customer",
+            holder_id=report.acknowledged_by_id,
+            holder_name=name,
+        )
+    _check_callback_time(at, now, field="at")
+    await page_service.cancel_open(session, report_id=report.id, now=now)
+    await page_service.hang_up_live_calls(session, report_id=report.id, now=now)
+    used = await session.scalar(
+        select(func.max(EscalationTimer.attempt_no)).where(EscalationTimer.report_id == report.id)
+    )
+    report.callback_at = at
+    report.attempt_base = max(int(used or 0), report.attempt_base) + 1
+    report.is_exhausted = False
+    if report.sla_met is None:
+        report.deadline_at = at + timedelta(seconds=sla_seconds)
+        await _move_timer(session, report.id, "deadline", report.deadline_at + PROMISE_BROKEN_AFTER)
+        if prebreach_seconds is not None:
+            at_risk = report.deadline_at - timedelta(seconds=prebreach_seconds)
+            await _move_timer(session, report.id, "prebreach", max(at_risk, at))
+    _callback_event(session, report, at, now)
+    first = planner.first_step(report.chain, report.attempt_base)
+    if first is not None:
+        session.add(escalation.new_timer(report, "start", first, at, now))
+    await session.flush()
+    return report
 
 
 async def _unused_reference(session: AsyncSession) -> str:
@@ -304,6 +540,8 @@ async def view(session: AsyncSession, report: Report) -> ReportRead:
         acknowledged_by=refs.get(report.acknowledged_by_id or ""),
         resolved_at=report.resolved_at,
         resolved_by=refs.get(report.resolved_by_id or ""),
+        callback_at=report.callback_at,
+        contacts=report.contacts,
         sla=Sla(met=report.sla_met, time_to_ack_seconds=ack_seconds),
         escalation=Escalation(
             chain=report.chain["name"] if report.chain else None, exhausted=report.is_exhausted

@@ -19,6 +19,12 @@ from tests.harness import VOICE, Harness
 BODY: dict[str, Any] = {"category": "fraud", "callback_phone": "06 12345678"}
 
 
+def customer(n: int) -> dict[str, Any]:
+    """A report body from the n-th of several different customers (one customer's reports join
+    one case)."""
+    return {**BODY, "callback_phone": f"06 1234{n:04d}"}
+
+
 async def post(
     h: Harness,
     body: dict[str, Any],
@@ -106,7 +112,7 @@ class TestAccepted:
         assert (await h.get(r.json()["id"]))["callback_phone"] == "+31612345678"
 
     async def test_reference_is_a_short_readable_code_unique_per_report(self, h: Harness) -> None:
-        reports = [(await post(h, BODY)).json() for _ in range(5)]
+        reports = [(await post(h, customer(n))).json() for n in range(5)]
 
         references = [r["reference"] for r in reports]
         assert len(set(references)) == 5
@@ -115,9 +121,9 @@ class TestAccepted:
             assert re.fullmatch(r"[A-Z0-9]{4,12}", reference), reference
 
     async def test_times_come_from_the_server_clock(self, h: Harness) -> None:
-        first = (await post(h, BODY)).json()
+        first = (await post(h, customer(1))).json()
         h.clock.advance(90)
-        second = (await post(h, BODY)).json()
+        second = (await post(h, customer(2))).json()
 
         assert at(second["received_at"]) - at(first["received_at"]) == timedelta(seconds=90)
         assert at(second["deadline_at"]) == h.clock.now() + timedelta(seconds=600)
@@ -294,14 +300,14 @@ class TestIdempotency:
         assert seen["category"] == "fraud"
 
     async def test_different_keys_make_different_reports(self, h: Harness) -> None:
-        a = await post(h, BODY, key="k-a")
-        b = await post(h, BODY, key="k-b")
+        a = await post(h, customer(1), key="k-a")
+        b = await post(h, customer(2), key="k-b")
         assert a.json()["id"] != b.json()["id"]
         assert await h.count(Report) == 2
 
     async def test_without_a_key_every_request_is_a_new_report(self, h: Harness) -> None:
-        a = await post(h, BODY)
-        b = await post(h, BODY)
+        a = await post(h, customer(1))
+        b = await post(h, customer(2))
         assert a.json()["id"] != b.json()["id"]
         assert await h.count(Report) == 2
 
@@ -334,10 +340,10 @@ class TestIdempotency:
     async def test_keys_are_scoped_per_token(self, h: Harness) -> None:
         other_app = await h.token(Role.APP)
 
-        mine = await post(h, BODY, key="shared")
-        theirs = await post(h, BODY, key="shared", headers=other_app)
-        mine_again = await post(h, BODY, key="shared")
-        theirs_different = await post(h, {**BODY, "category": "other"}, key="shared")
+        mine = await post(h, customer(1), key="shared")
+        theirs = await post(h, customer(2), key="shared", headers=other_app)
+        mine_again = await post(h, customer(1), key="shared")
+        theirs_different = await post(h, {**customer(2), "category": "other"}, key="shared")
 
         assert theirs.status_code == 201
         assert theirs.json()["id"] != mine.json()["id"]

@@ -40,7 +40,7 @@ async def test_a_step_pages_all_its_targets_at_once(h: Harness) -> None:
 
 
 async def test_pages_are_in_the_staff_members_language(h: Harness) -> None:
-    await h.staff("Anna", languages=["en"])
+    await h.staff("Anna", languages=["en", "nl"])  # reads English, also speaks Dutch
     await h.staff("Bram", languages=["nl"])
     await h.chain(("sms", ["Anna", "Bram"], 30))
     report = await h.report(category="lost_card")

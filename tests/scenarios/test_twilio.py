@@ -116,7 +116,7 @@ async def test_sms_reply_with_a_reference_picks_that_report(tw: Twilio) -> None:
 
 async def test_second_acceptor_hears_who_has_it_and_other_calls_end(tw: Twilio) -> None:
     await tw.h.staff("Anna", ANNA)
-    await tw.h.staff("Bram", BRAM, languages=["en"])
+    await tw.h.staff("Bram", BRAM, languages=["en", "nl"])  # English prompts, speaks Dutch too
     await tw.h.chain(("voice", ["Anna", "Bram"], 60))
     await tw.h.report()
     await tw.h.tick()

@@ -236,6 +236,7 @@ async def inbound_message(form: Form, container: ContainerDep, db: DbDep, now: N
                 body=sms.body,
                 now=now,
                 sla_seconds=container.settings.sla_seconds,
+                prebreach_seconds=container.settings.prebreach_seconds,
             )
     container.engine.trigger()
     return xml(twiml.sms_reply(reply))
@@ -325,6 +326,7 @@ async def sos_line_category(
             category=str(category or "fraud"),
             now=now,
             sla_seconds=container.settings.sla_seconds,
+            prebreach_seconds=container.settings.prebreach_seconds,
         )
     container.engine.trigger()
     text = sos_line.RECEIVED[language].format(reference=messages.spelled(report.reference))
