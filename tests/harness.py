@@ -55,8 +55,11 @@ class Harness:
         *,
         languages: list[str] | None = None,
         chat_id: str | None = None,
+        skills: list[str] | None = None,
     ) -> str:
         body: dict[str, Any] = {"name": name, "phone": phone, "languages": languages or ["nl"]}
+        if skills:
+            body["skills"] = skills
         if chat_id:
             body["chat_id"] = chat_id
         r = await self.client.post("/v1/staff", json=body, headers=self.admin)
@@ -75,9 +78,11 @@ class Harness:
         categories: list[str] | None = None,
         repeat: int = 0,
         last_resort: dict[str, Any] | None = None,
+        all_hands: dict[str, Any] | None = None,
         name: str = "chain",
     ) -> dict[str, Any]:
-        """Steps as (channel, [staff names], wait_seconds)."""
+        """Steps as (channel, [staff names], wait_seconds); `all_hands` as
+        {"channel", "targets": [staff names], "schedules": [...]}."""
         body: dict[str, Any] = {
             "name": name,
             "categories": categories or [],
@@ -92,6 +97,11 @@ class Harness:
                 "channel": last_resort["channel"],
                 "targets": [self.names[n] for n in last_resort["targets"]],
             }
+        if all_hands is not None:
+            body["all_hands"] = {
+                **all_hands,
+                "targets": [self.names[n] for n in all_hands.get("targets", [])],
+            }
         r = await self.client.post("/v1/chains", json=body, headers=self.admin)
         assert r.status_code == 201, r.text
         return dict(r.json())
@@ -100,12 +110,15 @@ class Harness:
 
     async def report(self, **fields: Any) -> dict[str, Any]:
         """Submit a report; each comes from a different customer (phone) unless told otherwise."""
+        r = await self.submit(**fields)
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def submit(self, **fields: Any) -> httpx.Response:
         phone = f"06 {12345678 + self.customers}"  # 06 12345678, 06 12345679, ...
         self.customers += 1
         body = {"category": "fraud", "callback_phone": phone, **fields}
-        r = await self.client.post("/v1/reports", json=body, headers=self.app)
-        assert r.status_code == 201, r.text
-        return dict(r.json())
+        return await self.client.post("/v1/reports", json=body, headers=self.app)
 
     async def tick(self) -> int:
         return await self.container.engine.run_until_idle()
