@@ -24,9 +24,10 @@ import math
 import re
 import secrets
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -50,7 +51,12 @@ RATE_WINDOW = timedelta(minutes=10)
 RATE_MAX_CLIENTS = 10_000
 MAX_BODY = 32 * 1024
 CSRF_COOKIE = "sos_report_csrf"
-FIELDS = ("category", "callback_phone", "language", "description", "csrf")
+FIELDS = ("category", "callback_phone", "language", "description", "csrf", "when")
+# What the status page offers a customer who would rather be called later: minutes from now, or
+# tomorrow at 09:00 in the service's time zone.
+CALLBACK_CHOICES = ("30", "60", "120", "240", "tomorrow")
+# While nobody has the case yet, the customer may choose to be called later instead.
+WAITING = (status.CustomerState.PAGING, status.CustomerState.MISSED)
 ERROR_TEXT = {
     "category": "err_category",
     "callback_phone": "err_phone",
@@ -277,7 +283,13 @@ async def submit_report(
 # --- the status page ---------------------------------------------------------------------------
 
 
-def _message(view: status.CustomerView, t: dict[str, str]) -> str:
+def _local(when: datetime, zone: str) -> str:
+    return when.astimezone(ZoneInfo(zone)).strftime("%d-%m %H:%M")
+
+
+def _message(view: status.CustomerView, t: dict[str, str], zone: str) -> str:
+    if view.state == status.CustomerState.SCHEDULED and view.callback_at is not None:
+        return t["state_scheduled"].format(time=_local(view.callback_at, zone))
     if view.state == status.CustomerState.ACCEPTED:
         return (
             t["state_accepted"].format(name=view.helper)
@@ -298,7 +310,7 @@ def _language(lang: str | None, view: status.CustomerView) -> str:
 
 @router.get("/status/{token}.json", response_model=None)
 async def status_json(
-    token: str, db: DbDep, now: NowDep, lang: str | None = LangQuery
+    token: str, container: ContainerDep, db: DbDep, now: NowDep, lang: str | None = LangQuery
 ) -> JSONResponse:
     """What the status page polls: reference, state, a sentence in the page's language, the
     helper's first name, the deadline and the server's time. Nothing else about anyone."""
@@ -313,7 +325,7 @@ async def status_json(
         {
             "reference": view.reference,
             "state": str(view.state),
-            "message": _message(view, t),
+            "message": _message(view, t, container.settings.time_zone),
             "helper": view.helper,
             "deadline_at": view.deadline_at.isoformat(),
             "now": now.isoformat(),
@@ -330,9 +342,11 @@ async def status_page(
     now: NowDep,
     request: Request,
     lang: str | None = LangQuery,
+    callback_error: bool = Query(False, alias="callback_error", include_in_schema=False),
 ) -> HTMLResponse:
-    """The case's page: reference, what is happening, the countdown, what to do meanwhile.
-    Unknown token → 404. `status.js` keeps it current; without script a reload does."""
+    """The case's page: reference, what is happening, the countdown, what to do meanwhile, and a
+    form to be called later instead. Unknown token → 404. `status.js` keeps it current; without
+    script a reload does."""
     async with db() as session:
         report = await status.find_by_status_token(session, token)
         view = await status.customer_view(session, report, now=now) if report else None
@@ -352,7 +366,9 @@ async def status_page(
         t=t,
         token=token,
         reference=view.reference,
-        message=_message(view, t),
+        message=_message(view, t, container.settings.time_zone),
+        callback_choices=CALLBACK_CHOICES if view.state in WAITING else (),
+        callback_error=callback_error,
         minutes=minutes,
         countdown=t["time_left"].format(time=_clock(left))
         if left > 0
@@ -363,3 +379,52 @@ async def status_page(
     )
     page.headers.update(STATUS_HEADERS)
     return page
+
+
+def _callback_time(choice: str, now: datetime, zone: str) -> datetime | None:
+    if choice == "tomorrow":
+        local = now.astimezone(ZoneInfo(zone))
+        tomorrow = (local + timedelta(days=1)).date()
+        return datetime.combine(tomorrow, time(9, 0), tzinfo=ZoneInfo(zone))
+    if choice in CALLBACK_CHOICES:
+        return now + timedelta(minutes=int(choice))
+    return None
+
+
+@router.post("/status/{token}/callback", response_model=None)
+async def status_callback(
+    token: str,
+    container: ContainerDep,
+    db: DbDep,
+    now: NowDep,
+    request: Request,
+    lang: str | None = LangQuery,
+) -> Response:
+    """The customer asks to be called later: paging stops until then, and the promise counts
+    from then. The secret token in the path is what allows it. Back to the status page."""
+    form = await _read_form(request)
+    suffix = f"?lang={lang}" if lang in texts.LANGUAGES else ""
+    when = _callback_time((form or {}).get("when", ""), now, container.settings.time_zone)
+    if when is None:
+        sep = "&" if suffix else "?"
+        return RedirectResponse(
+            f"/status/{token}{suffix}{sep}callback_error=1",
+            status_code=303,
+            headers=SECURITY_HEADERS,
+        )
+    settings = container.settings
+    async with db.begin() as session:
+        report = await status.find_by_status_token(session, token)
+        if report is None:
+            return Response(status_code=404, headers=STATUS_HEADERS)
+        if status.state_of(report, now) in WAITING:
+            await report_service.request_callback(
+                session,
+                report_id=report.id,
+                at=when,
+                now=now,
+                sla_seconds=settings.sla_seconds,
+                prebreach_seconds=settings.prebreach_seconds,
+            )
+    container.engine.trigger()
+    return RedirectResponse(f"/status/{token}{suffix}", status_code=303, headers=SECURITY_HEADERS)

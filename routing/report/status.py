@@ -29,6 +29,7 @@ TOKEN_LENGTHS = range(40, 101)
 class CustomerState(StrEnum):
     """Where a report stands, in the customer's terms."""
 
+    SCHEDULED = "scheduled"  # the customer asked to be called at a later time; not yet
     PAGING = "paging"  # we are calling colleagues; the promise still runs
     MISSED = "missed"  # the promised time passed and nobody accepted yet; we keep calling
     ACCEPTED = "accepted"  # a colleague has the case and will call the customer
@@ -44,6 +45,7 @@ class CustomerView:
     language: str
     callback_phone: str  # the customer's own number: the caller decides how much of it to show
     deadline_at: datetime
+    callback_at: datetime | None = None  # the time the customer asked to be called
 
 
 def hash_token(token: str) -> str:
@@ -76,6 +78,8 @@ def state_of(report: Report, now: datetime) -> CustomerState:
         return CustomerState.RESOLVED
     if report.acknowledged_by_id is not None:
         return CustomerState.ACCEPTED
+    if report.callback_at is not None and now < report.callback_at:
+        return CustomerState.SCHEDULED
     if report.sla_met is False or now > report.deadline_at:
         return CustomerState.MISSED
     return CustomerState.PAGING
@@ -100,4 +104,5 @@ async def customer_view(session: AsyncSession, report: Report, *, now: datetime)
         language=report.language,
         callback_phone=report.callback_phone,
         deadline_at=report.deadline_at,
+        callback_at=report.callback_at,
     )

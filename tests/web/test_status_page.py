@@ -169,3 +169,59 @@ async def test_the_page_keeps_the_token_to_itself_and_ships_its_own_script(h: Ha
     assert "innerHTML" not in script.text
     data = await h.client.get(f"/status/{token}.json")
     assert data.headers["cache-control"] == "no-store"
+
+
+async def test_the_customer_can_ask_to_be_called_later_from_the_status_page(h: Harness) -> None:
+    await h.staff("Anna")
+    await h.chain(("sms", ["Anna"], 120))
+    token = await submit(h)
+    await h.tick()
+    h.expect(("Anna", SMS))
+    page = await h.client.get(f"/status/{token}")
+    assert f'action="/status/{token}/callback?lang=en"' in page.text
+    assert "Rather be called later?" in page.text
+
+    assert h.clock.now().isoformat() == "2026-01-05T09:00:00+00:00"
+    r = await h.client.post(
+        f"/status/{token}/callback?lang=en",
+        content="when=60",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == f"/status/{token}?lang=en"
+
+    polled = await poll(h, token)
+    assert polled["state"] == "scheduled"
+    assert "we will call you at" in polled["message"]
+    assert "05-01 11:00" in polled["message"]  # 10:00 UTC is 11:00 in Amsterdam in winter
+    page = await h.client.get(f"/status/{token}")
+    assert "Rather be called later?" not in page.text  # asked once; staff can still take it
+
+    await h.advance(3599)
+    h.expect_none()
+    await h.advance(1)
+    h.expect(("Anna", SMS))
+    assert (await poll(h, token))["state"] == "paging"
+
+
+async def test_an_unknown_callback_choice_changes_nothing(h: Harness) -> None:
+    token = await submit(h)
+    r = await h.client.post(
+        f"/status/{token}/callback",
+        content="when=yesterday",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 303
+    assert "callback_error=1" in r.headers["location"]
+    assert (await poll(h, token))["state"] == "paging"
+    page = await h.client.get(r.headers["location"])
+    assert "Choose one of the times." in page.text
+
+
+async def test_a_callback_for_an_unknown_status_page_is_404(h: Harness) -> None:
+    r = await h.client.post(
+        f"/status/{'x' * 43}/callback",
+        content="when=60",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 404
