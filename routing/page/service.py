@@ -64,7 +64,7 @@ async def create_for_step(
             is_late=late_seconds > 0,
             created_at=now,
         )
-        unreachable = _unreachable(step.channel, member)
+        unreachable = staff_service.unreachable(step.channel, member)
         if unreachable:
             page.state, page.error, page.finished_at = "failed", unreachable, now
             _page_event(
@@ -74,15 +74,6 @@ async def create_for_step(
         pages.append(page)
     await session.flush()
     return pages
-
-
-def _unreachable(channel: str, staff: Staff) -> str | None:
-    """Why `staff` cannot be paged on `channel` at all, if so."""
-    if channel == Channel.CHAT and not staff.chat_id:
-        return "no chat id"
-    if channel == Channel.SMS and staff.sms_stopped_at is not None:
-        return "SMS turned off (STOP)"
-    return None
 
 
 def _page_event(
