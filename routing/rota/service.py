@@ -133,7 +133,8 @@ async def _flush(session: AsyncSession) -> None:
         await session.flush()
     except IntegrityError as exc:
         # Two admins saving the same name at once: the unique index decides, we name the field.
-        if "name" in str(exc.orig):
+        message = str(exc.orig)
+        if "uq_schedules_name" in message or "schedules.name" in message:
             raise Conflict("a schedule with this name already exists", field="name") from None
         raise
 

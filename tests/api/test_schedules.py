@@ -88,6 +88,25 @@ class TestCreate:
         assert_error(r, 409, "name")
         assert await h.count(Schedule) == 1
 
+    async def test_two_admins_saving_one_name_at_once_get_409_not_500(
+        self, h: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        anna, _ = await anna_and_bram(h)
+        await make(h, layers=[layer([anna])])
+
+        async def too_late(*_: Any, **__: Any) -> None:
+            return None  # the other admin's insert commits after this check
+
+        monkeypatch.setattr(rota_service, "_check_name_free", too_late)
+        r = await h.client.post(
+            "/v1/schedules",
+            json={"name": "fraud-primary", "layers": [layer([anna])]},
+            headers=h.admin,
+        )
+
+        assert_error(r, 409, "name")
+        assert await h.count(Schedule) == 1
+
     async def test_a_member_who_is_not_staff_is_422_naming_the_member(self, h: Harness) -> None:
         anna, _ = await anna_and_bram(h)
         body = {"name": "x", "layers": [layer([anna]), layer([anna, "nobody"], name="b")]}
