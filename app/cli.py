@@ -1,4 +1,4 @@
-"""The `sos-router` command: serve, worker, migrate, token create, demo."""
+"""The `sos-router` command: serve, worker, migrate, token create, rota import, demo."""
 
 from __future__ import annotations
 
@@ -203,6 +203,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return asyncio.run(_simulate(Settings(), args))
 
 
+def cmd_rota_import(args: argparse.Namespace) -> int:
+    from app import rota_import
+
+    return rota_import.main(args.file)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app import demo
 
@@ -234,6 +240,18 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--staff-id", default=None)
     create.add_argument("--name", default=None)
     create.set_defaults(func=cmd_token_create)
+
+    rota = sub.add_parser("rota", help="manage the rota: staff, schedules and chains")
+    rota_sub = rota.add_subparsers(dest="rota_command", required=True)
+    rota_import = rota_sub.add_parser(
+        "import",
+        help="load staff, schedules and chains from a YAML file (all or nothing)",
+        description="Check the whole file first; any problem is printed as FILE:LINE: field: "
+        "message and nothing is stored (exit 1). Staff are matched by phone number, schedules "
+        "by name; chains are always new.",
+    )
+    rota_import.add_argument("file", metavar="FILE.yaml")
+    rota_import.set_defaults(func=cmd_rota_import)
 
     sim = sub.add_parser("simulate", help="act as a staff member on the simulated phones")
     sim_sub = sim.add_subparsers(dest="simulate_command", required=True)

@@ -1,8 +1,18 @@
 from fastapi import APIRouter
 
-from app.api import chains, health, reports, simulator, sla, staff
+from app.api import chains, health, readiness, reports, schedules, simulator, sla, staff
 from app.api.webhooks import twilio as twilio_webhooks
 
 api_router = APIRouter()
-for module in (reports, staff, chains, sla, simulator, health, twilio_webhooks):
+for module in (
+    reports,
+    staff,
+    chains,
+    schedules,
+    readiness,
+    sla,
+    simulator,
+    health,
+    twilio_webhooks,
+):
     api_router.include_router(module.router)

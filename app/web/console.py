@@ -1,5 +1,6 @@
 """The staff console: sign in with a staff token, see open reports by time left, accept and
-resolve, read a report's timeline, and watch the promise over 30 days (charts and CSV).
+resolve, read a report's timeline, watch the promise over 30 days (charts and CSV), and see what
+could break it before a report arrives (readiness).
 
 Sessions live on the server (`staff_sessions`); the cookie is HttpOnly, SameSite=Strict and
 Secure on https. Every form carries a CSRF value bound to the session.
@@ -13,6 +14,7 @@ import hmac
 import io
 from datetime import datetime, timedelta
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,6 +24,7 @@ from app.deps import ContainerDep, DbDep, NowDep
 from app.web import charts
 from app.web.pages import SECURITY_HEADERS, duration, render
 from app.web.texts import CONSOLE_TEXTS, pick
+from routing import readiness
 from routing.audit import service as audit
 from routing.auth import service as auth_service
 from routing.auth.service import Principal
@@ -286,4 +289,22 @@ async def sla_csv(me: Session, container: ContainerDep, now: NowDep) -> Response
         out.getvalue(),
         media_type="text/csv",
         headers={**SECURITY_HEADERS, "Content-Disposition": 'attachment; filename="sla-log.csv"'},
+    )
+
+
+@router.get("/readiness", response_class=HTMLResponse)
+async def readiness_page(me: Session, container: ContainerDep, now: NowDep) -> HTMLResponse:
+    async with container.db() as session:
+        found = await readiness.check(session, now=now)
+    zone = ZoneInfo(container.settings.time_zone)
+
+    def local(when: datetime) -> str:
+        return when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    gaps = [
+        {"chain": gap.chain.name, "from": local(gap.from_), "to": local(gap.to)}
+        for gap in found.coverage_gaps
+    ]
+    return _page(
+        me, "console_readiness.html", found=found, gaps=gaps, zone=container.settings.time_zone
     )

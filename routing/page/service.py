@@ -17,6 +17,7 @@ from routing.audit.service import EventType
 from routing.chain.planner import StepRef
 from routing.page.models import EscalationTimer, Page
 from routing.report.models import Report
+from routing.staff import service as staff_service
 from routing.staff.models import Staff
 
 # How many times a page that met a temporary provider error is tried in all, and the backoff.
@@ -65,7 +66,7 @@ async def create_for_step(
                 is_late=late_seconds > 0,
                 created_at=now,
             )
-            why_not = unreachable(channel, member)
+            why_not = staff_service.unreachable(channel, member)
             if why_not:
                 page.state, page.error, page.finished_at = "failed", why_not, now
                 _page_event(
@@ -109,15 +110,6 @@ async def release_next_tier(
         page.state, page.due_at = "pending", now
     await session.flush()
     return pages
-
-
-def unreachable(channel: str, staff: Staff) -> str | None:
-    """Why `staff` cannot be paged on `channel` at all, if so."""
-    if channel == Channel.CHAT and not staff.chat_id:
-        return "no chat id"
-    if channel == Channel.SMS and staff.sms_stopped_at is not None:
-        return "SMS turned off (STOP)"
-    return None
 
 
 def _page_event(

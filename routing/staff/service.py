@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from providers.base import Channel
 from routing.errors import NotFound
 from routing.staff.models import Staff
 from routing.staff.schemas import StaffCreate
@@ -44,3 +45,12 @@ async def find_many(session: AsyncSession, ids: Iterable[str]) -> dict[str, Staf
         return {}
     rows = await session.scalars(select(Staff).where(Staff.id.in_(wanted)))
     return {s.id: s for s in rows}
+
+
+def unreachable(channel: str, staff: Staff) -> str | None:
+    """Why `staff` cannot be paged on `channel` at all, if so (`None`: they can be)."""
+    if channel == Channel.CHAT and not staff.chat_id:
+        return "no chat id"
+    if channel == Channel.SMS and staff.sms_stopped_at is not None:
+        return "SMS turned off (STOP)"
+    return None
