@@ -249,7 +249,7 @@ async def _names(session: AsyncSession, step: Step) -> str:
         rows = await session.execute(
             select(Schedule.id, Schedule.name).where(Schedule.id.in_(step.schedules))
         )
-        by_id = dict(rows.tuples().all())
+        by_id: dict[str, str] = {row[0]: row[1] for row in rows}
         names += [f"on call in {by_id[i]}" for i in step.schedules if i in by_id]
     return ", ".join(names) or "nobody"
 
