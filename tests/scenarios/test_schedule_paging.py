@@ -39,7 +39,7 @@ async def test_a_schedule_step_pages_whoever_is_on_call_when_it_fires(h: Harness
     for name in ("Anna", "Bram", "Carl", "Dirk"):
         await h.staff(name)
     await schedule(h, "fraud-primary", ["Anna", "Bram", "Carl"])
-    h.clock.set(h.clock.now() - timedelta(seconds=90))  # 08:58:30 UTC: Anna on call
+    h.clock.set(h.clock.now() - timedelta(seconds=30))  # 08:59:30 UTC: Anna on call
     await schedule_chain(
         h,
         {"channel": "sms", "schedules": ["fraud-primary"], "wait_seconds": 60},
@@ -53,7 +53,7 @@ async def test_a_schedule_step_pages_whoever_is_on_call_when_it_fires(h: Harness
     await h.report()
     await h.tick()
     h.expect(("Anna", SMS))
-    await h.advance(90)  # 09:00 UTC: the hand-off to Bram happened before step 2 fired
+    await h.advance(60)  # 09:00:30 UTC: the hand-off to Bram happened before step 2 fired
     h.expect(("Dirk", SMS), ("Bram", SMS))
 
 
