@@ -27,6 +27,12 @@ class EventType:
     SLA_MISSED = "sla_missed"
     RESOLVED = "resolved"
     NO_CHAIN = "no_chain"
+    # The outbound-content guard removed an IBAN, card number, amount or balance from a text.
+    CONTENT_BLOCKED = "content_blocked"
+    # A text to a customer (receipt, "Anna calls you now") that did not or may not have arrived.
+    MESSAGE_FAILED = "message_failed"
+    MESSAGE_UNKNOWN = "message_unknown"
+    PHONE_VERIFIED = "phone_verified"
 
 
 def record(

@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from routing.schemas import Phone, StrictModel, Text
 from routing.types import Language
 
-
 # A skill tag: lower-case letters, digits, `-` and `_` (`fraud`, `cards`, `business-banking`).
 Skill = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 
