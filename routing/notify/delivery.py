@@ -19,10 +19,10 @@ from routing.audit import service as audit
 from routing.audit.service import EventType
 from routing.notify import texts
 from routing.notify.models import OutboundMessage
+from routing.notify.outbox import VERIFICATION
 
 MAX_TRIES = 4
 RETRY_BACKOFF_SECONDS = (2, 4, 8)
-VERIFICATION = "verification"
 
 # How far along each live state is; a status callback may only move a text further.
 _RANK = {"sending": 1, "unknown": 1, "sent": 2, "delivered": 3}
