@@ -91,6 +91,8 @@ async def start_verification(
         raise ValidationFailed(
             "SMS to this number is turned off (STOP): ask for a call", field="channel"
         )
+    # One request per person at a time: the count below and the replaced code stay consistent.
+    await session.execute(select(Staff.id).where(Staff.id == staff.id).with_for_update())
     if await _codes_sent_since(session, staff.id, now - timedelta(hours=1)) >= MAX_CODES_PER_HOUR:
         raise TooManyRequests(
             f"at most {MAX_CODES_PER_HOUR} codes an hour: try again later", field="channel"
