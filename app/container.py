@@ -19,12 +19,14 @@ from providers.slack.sender import SlackChat
 from providers.twilio.client import TwilioClient, new_http_client
 from providers.twilio.config import TwilioConfig
 from providers.twilio.senders import TwilioSms, TwilioVoice
+from routing import guard
 from routing.clock import Clock, SystemClock
 from routing.engine.bridger import Bridger
 from routing.engine.dispatcher import Dispatcher
 from routing.engine.engine import Engine
 from routing.engine.escalator import Escalator
 from routing.engine.hangup import Hangup
+from routing.engine.messenger import Messenger
 from routing.engine.reconciler import Reconciler
 
 
@@ -92,11 +94,11 @@ def default_senders(
     if settings.slack.enabled:
         config = slack_config(settings)
         http_client = slack_http or slack_client.new_http_client(config)
-        senders.append(SlackChat(slack_client.SlackClient(config, http_client)))
+        senders.append(SlackChat(slack_client.SlackClient(config, http_client), guard=guard.scrub))
     if settings.twilio.enabled:
         twilio = twilio_config(settings)
         client = TwilioClient(twilio, http or new_http_client(twilio))
-        senders += [TwilioVoice(client), TwilioSms(client)]
+        senders += [TwilioVoice(client, guard=guard.scrub), TwilioSms(client, guard=guard.scrub)]
     return [*senders, SimulatedPhones()]
 
 
@@ -124,6 +126,7 @@ def build(
         [
             Escalator(),
             Dispatcher(registry, clock, link_base=public_url(settings)),
+            Messenger(registry, clock),
             Reconciler(registry),
             Hangup(registry),
             Bridger(registry),

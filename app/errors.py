@@ -22,6 +22,7 @@ from routing.errors import (
     Forbidden,
     NotFound,
     RoutingError,
+    TooManyRequests,
     ValidationFailed,
 )
 
@@ -32,6 +33,7 @@ STATUS: list[tuple[type[RoutingError], int]] = [
     (Forbidden, 403),
     (Conflict, 409),
     (ValidationFailed, 422),
+    (TooManyRequests, 429),
 ]
 
 HTTP_CODES = {

@@ -11,9 +11,12 @@ only these types, so no vendor payload crosses into the domain.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 
 class Channel(StrEnum):
@@ -43,6 +46,18 @@ class OutboundPage:
     reference: str
     category: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundText:
+    """One text that is not a page: a customer's receipt or "Anna calls you now" by SMS, a staff
+    member's verification code by SMS or call (`body` is then what the call says)."""
+
+    message_id: int
+    channel: Channel
+    to: str
+    body: str
+    language: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +142,42 @@ class RoomDialer(Protocol):
     """Optional capability: place a call that joins a conference room when answered."""
 
     async def call_into_room(self, call: RoomCall) -> SendResult: ...
+
+
+@runtime_checkable
+class TextSender(Protocol):
+    """Optional capability: send a text that is not a page (`OutboundText`) on `channels`."""
+
+    name: str
+    channels: frozenset[Channel]
+
+    async def send_text(self, text: OutboundText) -> SendResult: ...
+
+
+class Screened(Protocol):
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def found(self) -> tuple[str, ...]: ...
+
+
+class ContentGuard(Protocol):
+    """Removes what no outbound text may carry (IBANs, card numbers, amounts, balances) and says
+    which kinds it found. The domain's guard (`routing.guard.scrub`) is handed to adapters by
+    `app/`, so they stay free of domain imports."""
+
+    def __call__(self, text: str, /) -> Screened: ...
+
+
+def screen(guard: ContentGuard | None, text: str, *, where: str) -> str:
+    """An adapter's last line of defence: the safe version of `text`, with a warning in the log
+    when the guard removed something the domain should have caught (no database here)."""
+    if guard is None:
+        return text
+    result = guard(text)
+    if result.found:
+        log.warning(
+            "content guard removed %s from %s at the adapter", ", ".join(result.found), where
+        )
+    return result.text

@@ -2,6 +2,8 @@
 
 Each send takes the next scripted outcome for its channel (default: sent). Sends are recorded so
 tests can expect exactly the pages a user would notice and fail on any other (`assert_no_more`).
+Texts that are not pages (a customer's receipt, a verification code) are scripted and recorded
+apart from pages (`script_texts`, `texts`, `expect_texts`); `assert_no_more` fails on either.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from providers.base import (
     DeliveryState,
     DeliveryUpdate,
     OutboundPage,
+    OutboundText,
     OutcomeUnknownError,
     PermanentProviderError,
     RoomCall,
@@ -51,10 +54,18 @@ class ScriptedSender:
         self._accepted: dict[int, str] = {}
         self._checked = 0
         self.room_calls: list[RoomCall] = []
+        self.texts: list[OutboundText] = []
+        self.text_attempts: list[OutboundText] = []
+        self._text_script: deque[Outcome] = deque()
+        self._texts_checked = 0
 
     def script(self, *outcomes: Outcome, channel: Channel | None = None) -> None:
         """Queue outcomes for the next sends on `channel` (or on any channel)."""
         self._script[channel].extend(outcomes)
+
+    def script_texts(self, *outcomes: Outcome) -> None:
+        """Queue outcomes for the next texts (any channel); pages keep their own script."""
+        self._text_script.extend(outcomes)
 
     def _next(self, channel: Channel) -> Outcome:
         for key in (channel, None):
@@ -74,6 +85,14 @@ class ScriptedSender:
         external_id = f"FAKE{len(self.sent)}"
         self._accepted[page.page_id] = external_id
         return SendResult(self.name, external_id, outcome.state, outcome.detail)
+
+    async def send_text(self, text: OutboundText) -> SendResult:
+        self.text_attempts.append(text)
+        outcome = self._text_script.popleft() if self._text_script else SENT
+        if outcome.error is not None:
+            raise outcome.error(outcome.detail)
+        self.texts.append(text)
+        return SendResult(self.name, f"FAKETEXT{len(self.texts)}", outcome.state, outcome.detail)
 
     async def status(self, page_id: int, _external_id: str | None) -> DeliveryUpdate | None:
         found = self._accepted.get(page_id)
@@ -100,13 +119,31 @@ class ScriptedSender:
         )
         return got
 
+    def take_texts(self) -> list[OutboundText]:
+        """The texts sent since the last `take_texts`, marked as seen."""
+        new = self.texts[self._texts_checked :]
+        self._texts_checked = len(self.texts)
+        return new
+
+    def expect_texts(self, *expected: tuple[str, Channel]) -> list[OutboundText]:
+        """Assert that exactly these (number, channel) texts went out since the last check;
+        returns them in the order sent."""
+        got = self.take_texts()
+        assert sorted((t.to, str(t.channel)) for t in got) == sorted(
+            (to, str(channel)) for to, channel in expected
+        ), f"expected texts {sorted(expected)}, got {[(t.to, str(t.channel)) for t in got]}"
+        return got
+
     def assert_no_more(self) -> None:
         extra = self.take()
+        texts = self.take_texts()
         assert not extra, f"unexpected pages: {[(p.staff_name, str(p.channel)) for p in extra]}"
+        assert not texts, f"unexpected texts: {[(t.to, str(t.channel), t.body) for t in texts]}"
 
 
 if TYPE_CHECKING:
-    from providers.base import MessageSender, StatusChecker
+    from providers.base import MessageSender, StatusChecker, TextSender
 
     _check: type[MessageSender] = ScriptedSender
     _check_status: type[StatusChecker] = ScriptedSender
+    _check_texts: type[TextSender] = ScriptedSender

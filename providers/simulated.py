@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from providers.base import Channel, OutboundPage, RoomCall, SendResult
+from providers.base import Channel, OutboundPage, OutboundText, RoomCall, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ class SimulatedPhones:
     def __init__(self, *, keep: int = 1000) -> None:
         self.sent: list[OutboundPage] = []
         self.room_calls: list[RoomCall] = []
+        self.texts: list[OutboundText] = []
         self._keep = keep
 
     async def send(self, page: OutboundPage) -> SendResult:
@@ -35,6 +36,14 @@ class SimulatedPhones:
         )
         return SendResult(provider=self.name, external_id=f"SIM{page.page_id}")
 
+    async def send_text(self, text: OutboundText) -> SendResult:
+        """A receipt or verification code "arrives" on a simulated phone (`GET
+        /v1/simulator/texts` shows it)."""
+        self.texts.append(text)
+        del self.texts[: -self._keep]
+        log.info("simulated %s text %s", text.channel, text.message_id)
+        return SendResult(provider=self.name, external_id=f"SIMTEXT{text.message_id}")
+
     async def call_into_room(self, call: RoomCall) -> SendResult:
         self.room_calls.append(call)
         log.info("simulated %s call %s into room %s", call.leg, call.call_id, call.room)
@@ -42,7 +51,8 @@ class SimulatedPhones:
 
 
 if TYPE_CHECKING:
-    from providers.base import MessageSender, RoomDialer
+    from providers.base import MessageSender, RoomDialer, TextSender
 
     _check: type[MessageSender] = SimulatedPhones
     _check_rooms: type[RoomDialer] = SimulatedPhones
+    _check_texts: type[TextSender] = SimulatedPhones

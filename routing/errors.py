@@ -7,6 +7,7 @@ RoutingError
 │   ├── AlreadyAcknowledged
 │   ├── AlreadyResolved
 │   └── IdempotencyKeyInUse
+├── TooManyRequests           (asked too often: try again later)
 └── ValidationFailed          (names the offending field)
 """
 
@@ -49,6 +50,10 @@ class AlreadyResolved(Conflict):
 
 class IdempotencyKeyInUse(Conflict):
     code = "idempotency_key_in_use"
+
+
+class TooManyRequests(RoutingError):
+    code = "rate_limited"
 
 
 class ValidationFailed(RoutingError):

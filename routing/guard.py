@@ -17,8 +17,13 @@ _REDACTED = {IBAN: "[IBAN]", CARD: "[card]", AMOUNT: "[amount]", BALANCE: "[bala
 
 # Where an IBAN may start: two letters and two check digits; `_ibans` finds how far it runs.
 _IBAN_START = re.compile(r"\b[A-Z]{2}\d{2}", re.IGNORECASE)
-# 13 to 19 digits, optionally grouped by spaces or dashes.
-_CARD = re.compile(r"(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])")
+# Links we send (accept links, status pages) end in random tokens: about one token in 10,000 holds
+# a run that passes the IBAN check by chance. IBANs are not looked for inside a link; cards,
+# amounts and balances still are.
+_LINK = re.compile(r"\bhttps?://\S+", re.IGNORECASE)
+# 13 to 19 digits, optionally grouped by spaces or dashes. No card number starts with 0, and none
+# follows a `+`: phone numbers (`+31 6 1234 5678 90`, `0031 6 …`) are not cards.
+_CARD = re.compile(r"(?<![\d+])[1-9](?:[ -]?\d){12,18}(?![\d])")
 _NUMBER = r"\d{1,3}(?:[.,\s]\d{3})*(?:[.,]\d{1,2}|,-)?|\d+(?:[.,]\d{1,2}|,-)?"
 _AMOUNT = re.compile(
     rf"(?:[€$£]|\b(?:EUR|USD|GBP)\b)\s?-?(?:{_NUMBER})"
@@ -64,8 +69,12 @@ def _luhn_valid(candidate: str) -> bool:
 def _ibans(text: str) -> list[tuple[int, int]]:
     """Spans of valid IBANs (mod-97 check), written compact or in groups with single spaces."""
     spans: list[tuple[int, int]] = []
+    links = [link.span() for link in _LINK.finditer(text)]
     pos = 0
     while match := _IBAN_START.search(text, pos):
+        if any(start <= match.start() < end for start, end in links):
+            pos = match.start() + 1
+            continue
         ends: list[int] = []  # candidate ends, in text positions, after each further character
         i, compact = match.end(), 4
         while i < len(text) and compact < 34:

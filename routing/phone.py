@@ -23,3 +23,17 @@ def mask_phone(e164: str) -> str:
     if len(e164) <= 5:
         return "*" * len(e164)
     return e164[:3] + "*" * (len(e164) - 5) + e164[-2:]
+
+
+SMS_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+
+
+def can_receive_sms(raw: str, *, region: str = DEFAULT_REGION) -> bool:
+    """Whether `raw` is a valid number that may be a mobile (a landline or "anonymous" is not)."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number) and phonenumbers.number_type(number) in SMS_TYPES

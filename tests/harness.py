@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import func, select
 
 from app.container import Container
-from providers.base import Channel, OutboundPage
+from providers.base import Channel, OutboundPage, OutboundText
 from providers.fake import ScriptedSender
 from routing.auth import service as auth_service
 from routing.clock import FakeClock
@@ -153,6 +153,10 @@ class Harness:
     def expect(self, *pages: tuple[str, Channel]) -> list[OutboundPage]:
         """Exactly these (staff name, channel) pages went out since the last expectation."""
         return self.sender.expect(*pages)
+
+    def expect_texts(self, *texts: tuple[str, Channel]) -> list[OutboundText]:
+        """Exactly these (number, channel) texts (receipts, codes) went out since the last check."""
+        return self.sender.expect_texts(*texts)
 
     def expect_none(self) -> None:
         self.sender.assert_no_more()

@@ -154,6 +154,7 @@ async def request_callback(
             now=now,
             sla_seconds=settings.sla_seconds,
             prebreach_seconds=settings.prebreach_seconds,
+            time_zone=settings.time_zone,
         )
         view = await report_service.view(session, report)
     container.engine.trigger()

@@ -1,5 +1,6 @@
 """The simulated phones, for the zero-setup demo: see the pages, and accept one as its staff
-member would by pressing 1. Only present while the simulated provider is in use."""
+member would by pressing 1; see the texts (receipts, verification codes) the phones received.
+Only present while the simulated provider is in use."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from providers.base import DeliveryState, DeliveryUpdate
 from routing.errors import NotFound
 from routing.page import service as page_service
 from routing.page.models import Page
+from routing.phone import mask_phone
 from routing.report import service as report_service
 from routing.report.models import Report
 from routing.report.schemas import ReportRead
@@ -35,6 +37,13 @@ class SimulatedPage(BaseModel):
     state: str
     step: int
     created_at: datetime
+
+
+class SimulatedText(BaseModel):
+    message_id: int
+    channel: str
+    to: str  # masked: enough to recognise the phone
+    body: str
 
 
 def _require_simulator(container: ContainerDep) -> None:
@@ -74,6 +83,22 @@ async def list_simulated_pages(
             created_at=p.created_at,
         )
         for p, name, ref in rows
+    ]
+
+
+@router.get("/texts", response_model=list[SimulatedText])
+async def list_simulated_texts(
+    _: StaffOrAdmin,
+    container: ContainerDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[SimulatedText]:
+    """The most recent texts the simulated phones received, newest first (a verification code
+    shows here, as it would on the phone)."""
+    _require_simulator(container)
+    assert container.simulator is not None
+    return [
+        SimulatedText(message_id=t.message_id, channel=t.channel, to=mask_phone(t.to), body=t.body)
+        for t in reversed(container.simulator.texts[-limit:])
     ]
 
 

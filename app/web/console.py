@@ -29,8 +29,10 @@ from routing.audit import service as audit
 from routing.auth import service as auth_service
 from routing.auth.service import Principal
 from routing.bridge import service as bridge
-from routing.errors import RoutingError
+from routing.errors import RoutingError, TooManyRequests, ValidationFailed
+from routing.notify import service as notify
 from routing.page.messages import staff_language
+from routing.phone import mask_phone
 from routing.report import queries
 from routing.report import service as report_service
 from routing.staff.models import Staff
@@ -308,3 +310,101 @@ async def readiness_page(me: Session, container: ContainerDep, now: NowDep) -> H
     return _page(
         me, "console_readiness.html", found=found, gaps=gaps, zone=container.settings.time_zone
     )
+
+
+# --- my phone: request a code, type it in ------------------------------------------------------
+
+
+async def _me(me: SignedIn, container: Container) -> Staff | None:
+    if me.principal.staff_id is None:
+        return None
+    async with container.db() as session:
+        return await session.get(Staff, me.principal.staff_id)
+
+
+def _phone_page(
+    me: SignedIn, staff: Staff, *, note: str | None = None, error: str | None = None
+) -> HTMLResponse:
+    return _page(
+        me,
+        "console_phone.html",
+        status_code=422 if error else 200,
+        phone=mask_phone(staff.phone),
+        verified_at=staff.phone_verified_at,
+        note=note,
+        error=error,
+    )
+
+
+def _code_problem(me: SignedIn, exc: RoutingError) -> str:
+    if isinstance(exc, TooManyRequests):
+        return me.t["code_too_many"]
+    if exc.field == "channel":
+        return me.t["code_no_sms"]
+    if notify.NEW_CODE in exc.message:
+        return me.t["code_void"]
+    return me.t["code_wrong"]
+
+
+@router.get("/phone", response_class=HTMLResponse)
+async def my_phone(
+    me: Session, container: ContainerDep, sent: str = "", verified: str = ""
+) -> HTMLResponse:
+    """The signed-in staff member's phone: verified or not, and the two forms."""
+    staff = await _me(me, container)
+    if staff is None:
+        return _message(me, "not_staff", 403)
+    note = me.t["code_sent"] if sent else me.t["phone_verified_now"] if verified else None
+    return _phone_page(me, staff, note=note)
+
+
+@router.post("/phone/code", response_model=None)
+async def send_phone_code(
+    me: Session,
+    container: ContainerDep,
+    now: NowDep,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    channel: Annotated[str, Form(max_length=10)] = "sms",
+) -> Response:
+    """Send a code by SMS or by a call, then back to the page ("the code is on its way")."""
+    if not me.check(csrf):
+        return _message(me, "form_expired", 403)
+    staff = await _me(me, container)
+    if staff is None:
+        return _message(me, "not_staff", 403)
+    async with container.db.begin() as session:
+        try:
+            await notify.start_verification(
+                session, staff=staff, channel="voice" if channel == "voice" else "sms", now=now
+            )
+        except (ValidationFailed, TooManyRequests) as exc:
+            return _phone_page(me, staff, error=_code_problem(me, exc))
+    container.engine.trigger()
+    return _to("/console/phone?sent=1")
+
+
+@router.post("/phone/confirm", response_model=None)
+async def confirm_phone_code(
+    me: Session,
+    container: ContainerDep,
+    now: NowDep,
+    csrf: Annotated[str, Form(max_length=200)] = "",
+    code: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    if not me.check(csrf):
+        return _message(me, "form_expired", 403)
+    staff = await _me(me, container)
+    if staff is None:
+        return _message(me, "not_staff", 403)
+    code = code.replace(" ", "")
+    if not (len(code) == notify.CODE_DIGITS and code.isascii() and code.isdigit()):
+        return _phone_page(me, staff, error=me.t["code_format"])
+    failed: ValidationFailed | None = None
+    async with container.db.begin() as session:
+        try:
+            await notify.confirm_verification(session, staff_id=staff.id, code=code, now=now)
+        except ValidationFailed as exc:
+            failed = exc  # commit the counted try before answering
+    if failed is not None:
+        return _phone_page(me, staff, error=_code_problem(me, failed))
+    return _to("/console/phone?verified=1")

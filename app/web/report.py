@@ -425,6 +425,7 @@ async def status_callback(
                 now=now,
                 sla_seconds=settings.sla_seconds,
                 prebreach_seconds=settings.prebreach_seconds,
+                time_zone=settings.time_zone,
             )
     container.engine.trigger()
     return RedirectResponse(f"/status/{token}{suffix}", status_code=303, headers=SECURITY_HEADERS)

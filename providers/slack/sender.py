@@ -4,13 +4,16 @@ The message says only the kind of emergency and the report's reference, never cu
 `OutboundPage` carries none). The button's `value` is our page id, so a click finds its page even
 when it was posted to a shared channel; `action_id` is `ACCEPT_ACTION`. After an accept the
 message is replaced by one without the button (`show_accepted`), so nobody clicks it again.
+Every text passes the content guard `app/` hands in (a last line of defence: no IBAN, card
+number, amount or balance reaches the chat).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from providers.base import Channel, OutboundPage, SendResult
+from providers.base import Channel, ContentGuard, OutboundPage, SendResult, screen
 from providers.slack.client import SlackClient
 
 PROVIDER = "slack"
@@ -82,14 +85,25 @@ class SlackChat:
     name = PROVIDER
     channels = frozenset({Channel.CHAT})
 
-    def __init__(self, client: SlackClient) -> None:
+    def __init__(self, client: SlackClient, *, guard: ContentGuard | None = None) -> None:
         self.client = client
+        self.guard = guard
+
+    def _safe(self, text: str, where: str) -> str:
+        return screen(self.guard, text, where=where)
 
     async def send(self, page: OutboundPage) -> SendResult:
         """Post the page. `page.text` (ending in the accept link) is the notification and
         fallback text; the blocks show the summary and the button."""
+        where = f"chat page {page.page_id}"
+        safe = replace(
+            page,
+            text=self._safe(page.text, where),
+            category=self._safe(page.category, where),
+            reference=self._safe(page.reference, where),
+        )
         posted = await self.client.post_message(
-            channel=page.to, text=page.text, blocks=page_blocks(page)
+            channel=page.to, text=safe.text, blocks=page_blocks(safe)
         )
         return SendResult(PROVIDER, external_id(posted.channel, posted.ts))
 
@@ -97,6 +111,7 @@ class SlackChat:
         self, *, channel: str, ts: str, holder_name: str, category: str, reference: str
     ) -> None:
         """Replace a page message by "Accepted by <name>", without the button."""
+        holder_name = self._safe(holder_name, "an accepted chat page")
         await self.client.update_message(
             channel=channel,
             ts=ts,
@@ -106,7 +121,9 @@ class SlackChat:
 
     async def tell(self, *, channel: str, user: str, text: str) -> None:
         """A reply only the clicking `user` sees (a late clicker, someone not on the rota)."""
-        await self.client.post_ephemeral(channel=channel, user=user, text=text)
+        await self.client.post_ephemeral(
+            channel=channel, user=user, text=self._safe(text, "a chat reply")
+        )
 
 
 if TYPE_CHECKING:

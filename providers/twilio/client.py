@@ -58,6 +58,25 @@ class TwilioClient:
         assert body is not None
         return str(body["sid"])
 
+    async def create_spoken_call(
+        self, *, to: str, twiml: str, status_callback: str, ring_seconds: int
+    ) -> str:
+        """A call that says something and hangs up: its TwiML goes inline (`Twiml`), so nothing
+        is fetched from us when it is answered. Only the final status is called back."""
+        body = await self._request(
+            "POST",
+            "/Calls.json",
+            {
+                "To": to,
+                "From": self.config.from_number,
+                "Twiml": twiml,
+                "StatusCallback": status_callback,
+                "Timeout": str(ring_seconds),
+            },
+        )
+        assert body is not None
+        return str(body["sid"])
+
     async def end_call(self, sid: str) -> None:
         await self._request("POST", f"/Calls/{sid}.json", {"Status": "completed"})
 

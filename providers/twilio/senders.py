@@ -1,7 +1,10 @@
-"""Paging staff through Twilio: a voice call that asks for a keypress, or an SMS.
+"""Paging staff through Twilio: a voice call that asks for a keypress, or an SMS; and texts that
+are not pages (a customer's receipt by SMS, a verification code by SMS or by a spoken call).
 
-Every callback URL carries our page id, so a status callback can always be matched to its page,
-even when the send itself timed out and we never learned the call's sid.
+Every callback URL carries our page id (or message id), so a status callback can always be matched
+to its row, even when the send itself timed out and we never learned the sid. Every text passes
+the content guard that `app/` hands in, as a last line of defence: the domain has screened it
+already and recorded what it removed.
 """
 
 from __future__ import annotations
@@ -10,13 +13,17 @@ from typing import TYPE_CHECKING
 
 from providers.base import (
     Channel,
+    ContentGuard,
     DeliveryState,
     DeliveryUpdate,
     OutboundPage,
+    OutboundText,
     ProviderError,
     RoomCall,
     SendResult,
+    screen,
 )
+from providers.twilio import twiml
 from providers.twilio.client import TwilioClient
 from providers.twilio.webhooks import call_state, message_state
 
@@ -27,12 +34,18 @@ def page_path(page_id: int, leaf: str) -> str:
     return f"/webhooks/twilio/pages/{page_id}/{leaf}"
 
 
+def text_status_path(message_id: int) -> str:
+    """Where Twilio reports on a text (SMS or spoken call) that is not a page."""
+    return f"/webhooks/twilio/message-status?message={message_id}"
+
+
 class TwilioVoice:
     name = PROVIDER
     channels = frozenset({Channel.VOICE})
 
-    def __init__(self, client: TwilioClient) -> None:
+    def __init__(self, client: TwilioClient, *, guard: ContentGuard | None = None) -> None:
         self.client = client
+        self.guard = guard
 
     async def send(self, page: OutboundPage) -> SendResult:
         config = self.client.config
@@ -41,6 +54,18 @@ class TwilioVoice:
             url=config.url(page_path(page.page_id, "voice")),
             status_callback=config.url(page_path(page.page_id, "call-status")),
             amd_callback=config.url(page_path(page.page_id, "amd")),
+            ring_seconds=config.ring_seconds,
+        )
+        return SendResult(PROVIDER, sid)
+
+    async def send_text(self, text: OutboundText) -> SendResult:
+        """A call that speaks `text.body` (a verification code, spelled out) and hangs up."""
+        config = self.client.config
+        spoken = screen(self.guard, text.body, where=f"spoken text {text.message_id}")
+        sid = await self.client.create_spoken_call(
+            to=text.to,
+            twiml=twiml.say_only(text=spoken, language=text.language),
+            status_callback=config.url(text_status_path(text.message_id)),
             ring_seconds=config.ring_seconds,
         )
         return SendResult(PROVIDER, sid)
@@ -76,15 +101,26 @@ class TwilioSms:
     name = PROVIDER
     channels = frozenset({Channel.SMS})
 
-    def __init__(self, client: TwilioClient) -> None:
+    def __init__(self, client: TwilioClient, *, guard: ContentGuard | None = None) -> None:
         self.client = client
+        self.guard = guard
 
     async def send(self, page: OutboundPage) -> SendResult:
         config = self.client.config
         sid = await self.client.create_message(
             to=page.to,
-            body=page.text,
+            body=screen(self.guard, page.text, where=f"SMS page {page.page_id}"),
             status_callback=config.url(page_path(page.page_id, "sms-status")),
+            validity_seconds=config.sms_validity_seconds,
+        )
+        return SendResult(PROVIDER, sid)
+
+    async def send_text(self, text: OutboundText) -> SendResult:
+        config = self.client.config
+        sid = await self.client.create_message(
+            to=text.to,
+            body=screen(self.guard, text.body, where=f"SMS text {text.message_id}"),
+            status_callback=config.url(text_status_path(text.message_id)),
             validity_seconds=config.sms_validity_seconds,
         )
         return SendResult(PROVIDER, sid)
@@ -101,7 +137,7 @@ class TwilioSms:
 
 
 if TYPE_CHECKING:
-    from providers.base import Canceller, MessageSender, RoomDialer, StatusChecker
+    from providers.base import Canceller, MessageSender, RoomDialer, StatusChecker, TextSender
 
     _voice: type[MessageSender] = TwilioVoice
     _voice_status: type[StatusChecker] = TwilioVoice
@@ -109,3 +145,5 @@ if TYPE_CHECKING:
     _voice_rooms: type[RoomDialer] = TwilioVoice
     _sms: type[MessageSender] = TwilioSms
     _sms_status: type[StatusChecker] = TwilioSms
+    _voice_texts: type[TextSender] = TwilioVoice
+    _sms_texts: type[TextSender] = TwilioSms

@@ -40,6 +40,13 @@ def say_and_join(*, text: str, language: str, room: str, status_url: str) -> str
     return str(response)
 
 
+def say_only(*, text: str, language: str) -> str:
+    """`<Response><Say>text</Say></Response>`: a call that says one thing (then Twilio hangs up)."""
+    response = VoiceResponse()
+    _say(response, text, language)
+    return str(response)
+
+
 def say_and_hang_up(*, text: str, language: str) -> str:
     response = VoiceResponse()
     _say(response, text, language)

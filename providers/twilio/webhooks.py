@@ -52,3 +52,29 @@ def inbound_sms(form: Mapping[str, str]) -> InboundSms:
         to=form.get("To", "")[:32],
         body=form.get("Body", "")[:1600],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TextStatus:
+    """A status callback about a text that is not a page: an SMS, or a call that spoke it."""
+
+    sid: str
+    state: DeliveryState | None  # None: nothing to record yet (queued, ringing, ...)
+    detail: str
+
+
+def text_status(form: Mapping[str, str]) -> TextStatus:
+    """Read a message status (`MessageStatus`) or, for a spoken text, a call status."""
+    if "MessageStatus" in form:
+        status = form.get("MessageStatus", "")
+        if status == "sent":
+            return TextStatus(form.get("MessageSid", "")[:64], DeliveryState.SENT, "sent")
+        state, detail = message_state(status, form.get("ErrorCode"))
+        return TextStatus(form.get("MessageSid", "")[:64], state, detail)
+    status = form.get("CallStatus", "")
+    sid = form.get("CallSid", "")[:64]
+    if status in CALL_MISSED:
+        return TextStatus(sid, DeliveryState.FAILED, f"call {CALL_MISSED[status]}")
+    if status in ("in-progress", "completed"):
+        return TextStatus(sid, DeliveryState.DELIVERED, "call answered")
+    return TextStatus(sid, None, status)

@@ -30,6 +30,12 @@ class EventType:
     ROUTED = "routed"  # the order in which a step pages its people, when it is not flat
     CONTACT = "contact"  # the customer got in touch again; it joined this open case
     CALLBACK_REQUESTED = "callback_requested"
+    # The outbound-content guard removed an IBAN, card number, amount or balance from a text.
+    CONTENT_BLOCKED = "content_blocked"
+    # A text to a customer (receipt, "Anna calls you now") that did not or may not have arrived.
+    MESSAGE_FAILED = "message_failed"
+    MESSAGE_UNKNOWN = "message_unknown"
+    PHONE_VERIFIED = "phone_verified"
 
 
 def record(

@@ -13,10 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.audit import service as audit
+from routing.audit.service import EventType
 from routing.bridge import service as bridge
 from routing.db import insert_ignoring_conflicts
 from routing.errors import AlreadyAcknowledged, NotFound
 from routing.inbound.models import InboundMessage
+from routing.notify import service as notify
+from routing.notify import texts
 from routing.page import messages
 from routing.page.models import Page
 from routing.report import service as report_service
@@ -173,17 +176,6 @@ async def open_report_from(session: AsyncSession, phone: str) -> Report | None:
     )
 
 
-CUSTOMER_RECEIVED = (
-    "Uw SOS-melding {reference} is ontvangen. Binnen {minutes} minuten helpt een medewerker u. "
-    "Deel nooit codes. / Your SOS report {reference} is received; a person will help you "
-    "within {minutes} minutes."
-)
-CUSTOMER_ADDED = (
-    "Uw bericht is toegevoegd aan melding {reference}. / Your message was added to report "
-    "{reference}."
-)
-
-
 async def customer_sms(
     session: AsyncSession,
     *,
@@ -192,22 +184,30 @@ async def customer_sms(
     now: datetime,
     sla_seconds: int,
     prebreach_seconds: int | None = None,
-) -> tuple[str, bool]:
+) -> tuple[str | None, bool]:
     """A customer texted the SOS number: a new report, or more words for their open one.
-    Returns the reply and whether a new report was made."""
+    Returns the reply (through the content guard) and whether a new report was made.
+
+    A new report gets no reply: its receipt (reference and promise) is queued as an SMS in the
+    outbox, once per report, whoever queues it first."""
     open_report = await open_report_from(session, phone)
     if open_report is not None:
         text_so_far = open_report.description or ""
-        open_report.description = (text_so_far + "\n" + body).strip()[:2000]
+        open_report.description = (text_so_far + "\n" + body).strip()[-4000:]
+        open_report.contacts += 1
         audit.record(
             session,
             at=now,
-            type="customer_message",
+            type=EventType.CONTACT,
             report_id=open_report.id,
-            detail="the customer sent another SMS (added to the description)",
-            data={"channel": "sms"},
+            detail="the customer got in touch again by sms (added to the description); "
+            "joined this case",
+            data={"channel": "sms", "contacts": open_report.contacts},
         )
-        return CUSTOMER_ADDED.format(reference=open_report.reference), False
+        reply = texts.message_added(language=open_report.language, reference=open_report.reference)
+        return notify.guarded(
+            session, reply, report_id=open_report.id, now=now, where="an SMS reply to the customer"
+        ), False
     data = ReportCreate.model_construct(
         category=Category.OTHER,
         callback_phone=phone,
@@ -224,8 +224,8 @@ async def customer_sms(
         prebreach_seconds=prebreach_seconds,
         channel=IntakeChannel.SMS,
     )
-    minutes = max(1, sla_seconds // 60)
-    return CUSTOMER_RECEIVED.format(reference=report.reference, minutes=minutes), True
+    await notify.queue_receipt(session, report=report, now=now)
+    return None, True
 
 
 async def staff_by_chat_id(session: AsyncSession, chat_id: str) -> list[Staff]:

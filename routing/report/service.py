@@ -23,6 +23,8 @@ from routing.chain import service as chain_service
 from routing.chain.planner import StepRef
 from routing.db import insert_ignoring_conflicts, new_id
 from routing.errors import AlreadyAcknowledged, AlreadyResolved, NotFound, ValidationFailed
+from routing.inbound.models import SosCall
+from routing.notify import service as notify
 from routing.page import service as page_service
 from routing.page.models import EscalationTimer
 from routing.report.models import IdempotencyKey, Report
@@ -179,6 +181,7 @@ async def submit(
         session.add(escalation.new_timer(report, "start", first, data.callback_at, now))
     else:
         await escalation.start_step(session, report=report, ref=first, now=now)
+    await notify.queue_receipt(session, report=report, now=now)  # SOS line and SMS reports
     await session.flush()
     return report, Intake.CREATED
 
@@ -332,6 +335,7 @@ async def request_callback(
     now: datetime,
     sla_seconds: int,
     prebreach_seconds: int | None = None,
+    time_zone: str = "Europe/Amsterdam",
 ) -> Report:
     """The customer would rather be called at `at`: stop paging now, page again from the first
     step at `at`, and measure the promise from `at` (unless it was already broken)."""
@@ -362,6 +366,9 @@ async def request_callback(
             at_risk = report.deadline_at - timedelta(seconds=prebreach_seconds)
             await _move_timer(session, report.id, "prebreach", max(at_risk, at))
     _callback_event(session, report, at, now)
+    await notify.queue_callback_confirmation(
+        session, report=report, at=at, now=now, time_zone=time_zone
+    )
     first = planner.first_step(report.chain, report.attempt_base)
     if first is not None:
         session.add(escalation.new_timer(report, "start", first, at, now))
@@ -467,8 +474,21 @@ async def acknowledge(
     )
     if not met:
         await mark_missed(session, report=report, now=now)
+    if not await _caller_holding(session, report_id):
+        await notify.queue_accepted(session, report=report, staff=staff, now=now)
     await session.refresh(report)
     return report
+
+
+async def _caller_holding(session: AsyncSession, report_id: str) -> bool:
+    """Whether the customer is on the SOS line right now, waiting in the report's room: then the
+    colleague joins them there and a "calls you now" text would only confuse."""
+    holding = await session.scalar(
+        select(SosCall.call_sid)
+        .where(SosCall.report_id == report_id, SosCall.left_at.is_(None))
+        .limit(1)
+    )
+    return holding is not None
 
 
 async def mark_missed(session: AsyncSession, *, report: Report, now: datetime) -> None:

@@ -288,6 +288,61 @@ class TestCreateCall:
         assert fake.errors == []
 
 
+class TestInlineTwimlCall:
+    """A call that only speaks (a verification code): `Twiml` instead of `Url`."""
+
+    def spoken_form(self, twiml: str) -> dict[str, Any]:
+        return call_form(
+            Url=None,
+            Twiml=twiml,
+            StatusCallbackEvent=None,
+            MachineDetection=None,
+            AsyncAmd=None,
+            AsyncAmdStatusCallback=None,
+        )
+
+    async def test_it_passes_the_spec_and_says_its_text_when_answered(
+        self, rest: httpx.AsyncClient, fake: FakeTwilio, received: list[Received]
+    ) -> None:
+        r = await rest.post(f"{PREFIX}/Calls.json", data=self.spoken_form(THANKS_TWIML))
+        assert r.status_code == 201, r.text
+        call = await fake.expect_call(to=STAFF)
+
+        await call.answer()
+
+        assert call.heard == ["Thanks"]
+        assert call.status == "completed"  # nothing left to say: Twilio hangs up
+        assert at(received, "/voice/status") == ["completed"]  # only the final event
+        assert fake.errors == []
+
+    async def test_an_unexpected_spoken_call_fails_the_test(
+        self, rest: httpx.AsyncClient, fake: FakeTwilio
+    ) -> None:
+        await rest.post(f"{PREFIX}/Calls.json", data=self.spoken_form(THANKS_TWIML))
+
+        with pytest.raises(AssertionError, match="unexpected <FakeCall call"):
+            fake.assert_clean()
+        await fake.expect_call(to=STAFF)
+
+    @pytest.mark.parametrize(
+        ("twiml", "problem"),
+        [
+            ("<Response><Say>unclosed</Response>", "Twiml is not well-formed XML"),
+            ("<Say>Hi</Say>", "Twiml has <Say> at its root"),
+            ("<Response><Message>Hi</Message></Response>", "Twiml holds <Message>"),
+            ("<Response><Say>" + "x" * 4000 + "</Say></Response>", "more than 4000"),
+        ],
+    )
+    async def test_bad_twiml_breaks_the_contract(
+        self, rest: httpx.AsyncClient, fake: FakeTwilio, twiml: str, problem: str
+    ) -> None:
+        r = await rest.post(f"{PREFIX}/Calls.json", data=self.spoken_form(twiml))
+
+        assert r.status_code == 400
+        assert problem in take_errors(fake)
+        assert fake.calls == []
+
+
 class TestCreateMessage:
     async def test_a_message_needs_a_body(self, rest: httpx.AsyncClient, fake: FakeTwilio) -> None:
         r = await create_sms(rest, Body=None)

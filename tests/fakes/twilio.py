@@ -40,7 +40,12 @@ from twilio.request_validator import RequestValidator
 
 from routing.clock import Clock, SystemClock
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "contracts" / "twilio_api_v2010.json"
+CONTRACT = Path("shared") / "contracts" / "twilio_api_v2010.json"
+# The contract sits next to the checkout (`../shared/`); a git worktree is one level deeper.
+SPEC_PATH = next(
+    (d / CONTRACT for d in Path(__file__).resolve().parents if (d / CONTRACT).is_file()),
+    Path(__file__).resolve().parents[3] / CONTRACT,
+)
 SPEC_HOST = "https://api.twilio.com"  # the spec's only server; our base URL does not matter
 API_VERSION = "2010-04-01"
 ACCOUNT_PREFIX = re.compile(r"^/2010-04-01/Accounts/(?P<account>[^/]+)(?P<rest>/.*)$")
@@ -62,6 +67,7 @@ PROSE_RULES: dict[tuple[str, str], tuple[str, ...] | range] = {
     ("Participants", "MachineDetection"): ("Enable", "DetectMessageEnd"),
 }
 VOICE_VERBS = frozenset({"Say", "Play", "Pause", "Gather", "Redirect", "Dial", "Hangup", "Reject"})
+TWIML_MAX = 4000  # inline `Twiml` on a call, per the spec's description
 
 NO_EXTRA: Mapping[str, str] = MappingProxyType({})
 Resource = Literal["Calls", "Messages", "Participants"]
@@ -112,6 +118,25 @@ def prose_problems(resource: str, form: Form) -> list[str]:
             ok, shown = value in allowed, "/".join(allowed)
         if not ok:
             problems.append(f"{name}={value!r} is outside {shown} (the spec's description)")
+    return problems
+
+
+def twiml_problems(form: Form) -> list[str]:
+    """Inline `Twiml` (its schema says only `format: twiml`): at most 4000 characters, a
+    well-formed `<Response>` of voice verbs."""
+    twiml = first(form, "Twiml")
+    if twiml is None:
+        return []
+    problems = []
+    if len(twiml) > TWIML_MAX:
+        problems.append(f"Twiml is {len(twiml)} characters, more than {TWIML_MAX}")
+    try:
+        root = ElementTree.fromstring(twiml)
+    except ElementTree.ParseError as exc:
+        return [*problems, f"Twiml is not well-formed XML: {exc}"]
+    if root.tag != "Response":
+        problems.append(f"Twiml has <{root.tag}> at its root, not <Response>")
+    problems += [f"Twiml holds <{v.tag}>, no voice verb" for v in root if v.tag not in VOICE_VERBS]
     return problems
 
 
@@ -945,6 +970,8 @@ class FakeTwilio:
             problems += prose_problems(route.resource, form)
         if route.resource in ("Calls", "Participants"):
             problems += self._event_problems(route.resource, form)
+        if route.resource == "Calls":
+            problems += twiml_problems(form)
         return problems
 
     def _conditional_problems(self, route: Route, form: Form) -> list[str]:

@@ -35,6 +35,7 @@ from providers.slack.webhooks import AcceptClick
 from routing.bridge import service as bridge
 from routing.errors import AlreadyAcknowledged
 from routing.inbound import service as inbound
+from routing.notify import service as notify
 from routing.page.models import Page
 from routing.report import service as report_service
 from routing.report.models import Report
@@ -132,6 +133,10 @@ async def handle_click(session: AsyncSession, click: AcceptClick, now: datetime)
         return Reply(tell=NOT_ON_ROTA)
     clicker = next((m for m in members if m.id == page.staff_id), members[0])
     report, holder_name = await accept_as(session, page=page, staff=clicker, now=now)
+    # A name goes back into the chat: through the content guard, noted on the report.
+    holder_name = notify.guarded(
+        session, holder_name, report_id=report.id, now=now, where="a chat message"
+    )
     if report.acknowledged_by_id != clicker.id:
         return Reply(tell=f"{holder_name} already has it")
     return Reply(accepted_by=holder_name, category=report.category, reference=report.reference)

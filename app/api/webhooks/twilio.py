@@ -1,8 +1,12 @@
-"""Twilio webhooks: page calls (TwiML, keypress, status, voicemail), SMS status, inbound SMS.
+"""Twilio webhooks: page calls (TwiML, keypress, status, voicemail), SMS status, inbound SMS,
+the status of texts that are not pages (receipts, verification codes).
 
 Every request is checked against `X-Twilio-Signature`, computed over SOS_PUBLIC_BASE_URL + the
 raw path and query (never forwarded headers), and refused with 403 before anything changes.
 Handlers record what happened and answer at once; the engine does the rest.
+
+Every text we speak or reply passes the outbound-content guard: with the report known, what it
+removed is a `content_blocked` event on that report.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
@@ -20,11 +24,20 @@ from app.deps import ContainerDep, DbDep, NowDep
 from providers.base import DeliveryUpdate
 from providers.twilio import signature, twiml
 from providers.twilio.config import TwilioConfig
-from providers.twilio.senders import page_path
-from providers.twilio.webhooks import call_state, inbound_sms, is_machine, message_state
+from providers.twilio.senders import PROVIDER, page_path
+from providers.twilio.webhooks import (
+    call_state,
+    inbound_sms,
+    is_machine,
+    message_state,
+    text_status,
+)
+from routing import guard
 from routing.bridge import service as bridge
 from routing.inbound import service as inbound
 from routing.inbound import sos_line
+from routing.notify import delivery
+from routing.notify import service as notify
 from routing.page import messages
 from routing.page import service as page_service
 from routing.page.models import Page
@@ -88,13 +101,25 @@ async def _holder_name(session: AsyncSession, report: Report) -> str:
     return holder.name if holder else "?"
 
 
+def _spoken(session: AsyncSession, text: str, report: Report, now: datetime) -> str:
+    """What a page call or the SOS line says about `report`, through the content guard."""
+    return notify.guarded(session, text, report_id=report.id, now=now, where="spoken TwiML")
+
+
+def _fixed(text: str) -> str:
+    """A fixed prompt (menus, hold music text), through the guard too; no report to note it on."""
+    return guard.scrub(text).text
+
+
 GOODBYE = twiml.say_and_hang_up(text="Goodbye.", language="en")
 
 
 @router.post("/pages/{page_id}/voice")
-async def page_call_answered(page_id: PageId, _: Form, config: Config, db: DbDep) -> Response:
+async def page_call_answered(
+    page_id: PageId, _: Form, config: Config, db: DbDep, now: NowDep
+) -> Response:
     """The paged colleague picked up: say what it is and listen for 1."""
-    async with db() as session:
+    async with db.begin() as session:
         context = await _context(session, page_id)
         if context is None:
             return xml(GOODBYE)
@@ -103,10 +128,12 @@ async def page_call_answered(page_id: PageId, _: Form, config: Config, db: DbDep
         if report.acknowledged_by_id not in (None, staff.id):
             name = await _holder_name(session, report)
             taken = messages.text(messages.VOICE_TAKEN, language, name=name)
+            taken = _spoken(session, taken, report, now)
             return xml(twiml.say_and_hang_up(text=taken, language=language))
-    prompt = messages.voice_prompt(
-        language=language, category=report.category, reference=report.reference
-    )
+        prompt = messages.voice_prompt(
+            language=language, category=report.category, reference=report.reference
+        )
+        prompt = _spoken(session, prompt, report, now)
     action = config.url(page_path(page_id, "digits"))
     return xml(twiml.ask_for_keypress(prompt=prompt, language=language, action_url=action))
 
@@ -128,18 +155,24 @@ async def page_call_keypress(
         _page, staff, report = context
         language = messages.staff_language(staff.languages)
         if form.get("Digits", "").strip() != "1":
-            no_key = messages.text(messages.VOICE_NO_KEY, language)
+            no_key = _spoken(session, messages.text(messages.VOICE_NO_KEY, language), report, now)
             return xml(twiml.say_and_hang_up(text=no_key, language=language))
         result = await inbound.accept_page(
             session, page_id=page_id, now=now, via="keypress", on_call=True
         )
+        won = result.report.acknowledged_by_id == staff.id
+        said = (
+            messages.text(messages.VOICE_CONNECTED, language)
+            if won
+            else messages.text(messages.VOICE_TAKEN, language, name=result.holder_name)
+        )
+        said = _spoken(session, said, report, now)
     container.engine.trigger()
-    if result.report.acknowledged_by_id != staff.id:
-        taken = messages.text(messages.VOICE_TAKEN, language, name=result.holder_name)
-        return xml(twiml.say_and_hang_up(text=taken, language=language))
+    if not won:
+        return xml(twiml.say_and_hang_up(text=said, language=language))
     return xml(
         twiml.say_and_join(
-            text=messages.text(messages.VOICE_CONNECTED, language),
+            text=said,
             language=language,
             room=f"sos-{report.id}",
             status_url=config.url(f"/webhooks/twilio/rooms/{report.id}"),
@@ -225,6 +258,10 @@ async def inbound_message(form: Form, container: ContainerDep, db: DbDep, now: N
         staff = await inbound.staff_by_phone(session, sms.from_)
         if staff:
             reply = await inbound.staff_sms(session, staff=staff, body=sms.body, now=now)
+            if reply is not None:
+                reply = notify.guarded(
+                    session, reply, report_id=None, now=now, where="an SMS reply to staff"
+                )
         else:
             try:
                 phone = normalize_phone(sms.from_)
@@ -254,7 +291,7 @@ async def sos_line_call(form: Form, config: Config, db: DbDep, now: NowDep) -> R
         )
     return xml(
         twiml.menu(
-            prompt=sos_line.MENU_LANGUAGE,
+            prompt=_fixed(sos_line.MENU_LANGUAGE),
             language="nl",
             action_url=config.url("/webhooks/twilio/voice/language?try=1"),
         )
@@ -280,7 +317,7 @@ async def sos_line_language(request: Request, form: Form, config: Config) -> Res
     if language is None and attempt < sos_line.MENU_TRIES:
         return xml(
             twiml.menu(
-                prompt=sos_line.MENU_LANGUAGE,
+                prompt=_fixed(sos_line.MENU_LANGUAGE),
                 language="nl",
                 action_url=config.url(f"/webhooks/twilio/voice/language?try={attempt + 1}"),
             )
@@ -288,7 +325,7 @@ async def sos_line_language(request: Request, form: Form, config: Config) -> Res
     language = language or "nl"
     return xml(
         twiml.menu(
-            prompt=sos_line.MENU_CATEGORY[language],
+            prompt=_fixed(sos_line.MENU_CATEGORY[language]),
             language=language,
             action_url=config.url(f"/webhooks/twilio/voice/category?lang={language}&try=1"),
         )
@@ -310,7 +347,7 @@ async def sos_line_category(
     if category is None and attempt < sos_line.MENU_TRIES:
         return xml(
             twiml.menu(
-                prompt=sos_line.MENU_CATEGORY[language],
+                prompt=_fixed(sos_line.MENU_CATEGORY[language]),
                 language=language,
                 action_url=config.url(
                     f"/webhooks/twilio/voice/category?lang={language}&try={attempt + 1}"
@@ -328,8 +365,9 @@ async def sos_line_category(
             sla_seconds=container.settings.sla_seconds,
             prebreach_seconds=container.settings.prebreach_seconds,
         )
+        received = sos_line.RECEIVED[language].format(reference=messages.spelled(report.reference))
+        text = _spoken(session, received, report, now)
     container.engine.trigger()
-    text = sos_line.RECEIVED[language].format(reference=messages.spelled(report.reference))
     return xml(
         twiml.hold_in_room(
             text=text,
@@ -344,7 +382,7 @@ async def sos_line_category(
 @router.post("/voice/hold")
 async def sos_line_hold(request: Request, _: Form) -> Response:
     language = _lang(request)
-    return xml(twiml.hold_message(text=sos_line.HOLD[language], language=language))
+    return xml(twiml.hold_message(text=_fixed(sos_line.HOLD[language]), language=language))
 
 
 @router.post("/bridge/{call_id}/status", status_code=204)
@@ -353,4 +391,28 @@ async def bridge_call_status(call_id: PageId, form: Form, db: DbDep, now: NowDep
     status = form.get("CallStatus", "")
     async with db.begin() as session:
         await bridge.call_status(session, call_id=call_id, status=status, now=now)
+    return no_content()
+
+
+MessageIdQuery = Annotated[int, Query(alias="message", ge=1, le=2**63 - 1)]
+
+
+@router.post("/message-status", status_code=204)
+async def text_status_callback(
+    message_id: MessageIdQuery, form: Form, container: ContainerDep, now: NowDep
+) -> Response:
+    """How a text that is not a page went: an SMS's `MessageStatus`, or the final `CallStatus`
+    of a call that spoke a code. States only move forward; a duplicate changes nothing."""
+    status = text_status(form)
+    if status.state is not None and status.sid:
+        async with container.db.begin() as session:
+            await delivery.apply_status(
+                session,
+                message_id=message_id,
+                external_id=status.sid,
+                provider=PROVIDER,
+                state=status.state,
+                detail=status.detail,
+                now=now,
+            )
     return no_content()

@@ -1,0 +1,173 @@
+"""Sends due texts that are not pages (receipts, "Anna calls you now", verification codes): claim
+them (pending → sending, with a lease), commit, call the provider under a hard deadline, then
+record the outcome in a new transaction fenced by the claim. The dispatcher's pattern, for the
+`outbound_messages` outbox.
+
+Outcomes: sent; a temporary error is retried with backoff (`routing.notify.delivery`); a permanent
+one fails the text. A timeout, an unknown outcome, or a lease that ran out while `sending` makes
+the text `unknown`, and it is never sent again: a second receipt is worse than a missing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from providers.base import (
+    Channel,
+    OutboundText,
+    OutcomeUnknownError,
+    PermanentProviderError,
+    SendResult,
+    TemporaryProviderError,
+)
+from providers.registry import ProviderRegistry, UnsupportedChannel
+from routing.clock import Clock
+from routing.engine.claim import claim
+from routing.notify import delivery
+from routing.notify.models import OutboundMessage
+
+log = logging.getLogger(__name__)
+
+
+class Messenger:
+    name = "messenger"
+
+    def __init__(
+        self,
+        registry: ProviderRegistry,
+        clock: Clock,
+        *,
+        lease_seconds: float = 15,
+        send_timeout: float = 8,
+        batch: int = 50,
+    ) -> None:
+        assert send_timeout < lease_seconds, "a live send must never outlast its lease"
+        self.registry = registry
+        self.clock = clock
+        self.lease = timedelta(seconds=lease_seconds)
+        self.send_timeout = send_timeout
+        self.batch = batch
+
+    def due(self) -> Sequence[ScalarSelect[Any]]:
+        return [
+            select(func.min(OutboundMessage.due_at))
+            .where(OutboundMessage.state == "pending")
+            .scalar_subquery(),
+            select(func.min(OutboundMessage.lease_until))
+            .where(OutboundMessage.state == "sending")
+            .scalar_subquery(),
+        ]
+
+    async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        expired = await self._expire_stale(db, now)
+        async with db.begin() as session:
+            rows = await claim(
+                session,
+                OutboundMessage,
+                where=[OutboundMessage.state == "pending", OutboundMessage.due_at <= now],
+                order_by=OutboundMessage.due_at,
+                values={
+                    "state": "sending",
+                    "lease_until": now + self.lease,
+                    "tries": OutboundMessage.tries + 1,
+                },
+                returning=[
+                    OutboundMessage.channel,
+                    OutboundMessage.to,
+                    OutboundMessage.body,
+                    OutboundMessage.language,
+                ],
+                limit=self.batch,
+            )
+        claimed = [
+            (
+                row.fence,
+                OutboundText(
+                    message_id=row.id,
+                    channel=Channel(row.channel),
+                    to=row.to,
+                    body=row.body,
+                    language=row.language,
+                ),
+            )
+            for row in rows
+        ]
+        if claimed:
+            await asyncio.gather(*(self._send_and_record(db, f, t) for f, t in claimed))
+        return expired + len(claimed)
+
+    async def _send_and_record(
+        self, db: async_sessionmaker[AsyncSession], fence: int, text: OutboundText
+    ) -> None:
+        outcome: SendResult | Exception
+        try:
+            sender = self.registry.text_sender_for(text.channel)
+            outcome = await asyncio.wait_for(sender.send_text(text), self.send_timeout)
+        except UnsupportedChannel as exc:
+            outcome = PermanentProviderError(str(exc))
+        except TimeoutError:
+            outcome = OutcomeUnknownError(f"no answer within {self.send_timeout:g} s")
+        except (TemporaryProviderError, PermanentProviderError, OutcomeUnknownError) as exc:
+            outcome = exc
+        now = self.clock.now()
+        async with db.begin() as session:
+            await self._record(session, text.message_id, fence, outcome, now)
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        message_id: int,
+        fence: int,
+        outcome: SendResult | Exception,
+        now: datetime,
+    ) -> None:
+        if isinstance(outcome, SendResult):
+            await delivery.record_sent(
+                session, message_id=message_id, fence=fence, result=outcome, now=now
+            )
+        elif isinstance(outcome, TemporaryProviderError | PermanentProviderError):
+            await delivery.record_failure(
+                session,
+                message_id=message_id,
+                fence=fence,
+                detail=outcome.detail,
+                now=now,
+                temporary=isinstance(outcome, TemporaryProviderError),
+                retry_after=getattr(outcome, "retry_after", None),
+            )
+        else:
+            assert isinstance(outcome, OutcomeUnknownError)
+            await delivery.record_unknown(
+                session, message_id=message_id, fence=fence, detail=str(outcome), now=now
+            )
+
+    async def _expire_stale(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        """Texts still `sending` past their lease: their worker died mid-send. The text may have
+        gone out, so it becomes `unknown`, never pending again."""
+        async with db.begin() as session:
+            stale = (
+                await session.execute(
+                    select(OutboundMessage.id, OutboundMessage.fence)
+                    .where(OutboundMessage.state == "sending", OutboundMessage.lease_until < now)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in stale:
+                await delivery.record_unknown(
+                    session,
+                    message_id=row.id,
+                    fence=row.fence,
+                    detail="worker lost during send",
+                    now=now,
+                )
+        if stale:
+            log.warning("%d text(s) lost their sender mid-send; not sent again", len(stale))
+        return len(stale)
