@@ -70,8 +70,13 @@ async def select_for(session: AsyncSession, category: str) -> Chain | None:
     chains = (
         await session.scalars(select(Chain).order_by(Chain.created_at.desc(), Chain.id))
     ).all()
-    specific = next((c for c in chains if category in c.categories), None)
-    return specific or next((c for c in chains if not c.categories), None)
+    return chain_for(chains, category)
+
+
+def chain_for(newest_first: Sequence[Chain], category: str) -> Chain | None:
+    """Pure: which of `newest_first` a new `category` report follows."""
+    specific = next((c for c in newest_first if category in c.categories), None)
+    return specific or next((c for c in newest_first if not c.categories), None)
 
 
 def snapshot(chain: Chain) -> dict[str, Any]:

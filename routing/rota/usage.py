@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from routing.chain.models import Chain
+from routing.chain.service import chain_for
 from routing.types import Category
 
 
@@ -13,14 +14,7 @@ def serving(chains: Sequence[Chain]) -> list[Chain]:
     """The chains a new report could follow today: the newest chain of each category and the
     newest default chain (no categories), as `routing.chain.service.select_for` picks them."""
     newest_first = sorted(chains, key=lambda c: (c.created_at, c.id), reverse=True)
-    chosen: dict[str, Chain] = {}
-    default = next((c for c in newest_first if not c.categories), None)
-    if default is not None:
-        chosen[default.id] = default
-    for category in Category:
-        chain = next((c for c in newest_first if category in c.categories), None)
-        if chain is not None:
-            chosen.setdefault(chain.id, chain)
+    chosen = {c.id: c for category in Category if (c := chain_for(newest_first, category))}
     return sorted(chosen.values(), key=lambda c: (c.name, c.created_at))
 
 
