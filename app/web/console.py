@@ -147,11 +147,15 @@ async def logout(
 
 
 @router.get("", response_class=HTMLResponse)
-async def open_reports(me: Session, db: DbDep, now: NowDep) -> HTMLResponse:
+async def open_reports(
+    me: Session, db: DbDep, now: NowDep, container: ContainerDep
+) -> HTMLResponse:
     async with db() as session:
         rows = await queries.open_reports(session, now=now)
+    zone = ZoneInfo(container.settings.time_zone)
     items = []
     for row in rows:
+        callback = row.report.callback_at
         left = row.seconds_left(now)
         items.append(
             {
@@ -162,6 +166,9 @@ async def open_reports(me: Session, db: DbDep, now: NowDep) -> HTMLResponse:
                 ),
                 "age": duration((now - row.report.received_at).total_seconds()),
                 "at_risk": row.report.acknowledged_at is None and left < AT_RISK_SECONDS,
+                "callback_local": callback.astimezone(zone).strftime("%d-%m %H:%M")
+                if callback
+                else "",
             }
         )
     return _page(me, "console.html", items=items, now=now)
