@@ -3,6 +3,8 @@ move the fake clock, run the engine, and expect exactly the pages that should go
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -14,9 +16,21 @@ from providers.base import Channel, OutboundPage, OutboundText
 from providers.fake import ScriptedSender
 from routing.auth import service as auth_service
 from routing.clock import FakeClock
+from routing.report.models import Report
 from routing.types import Role
 
 VOICE, SMS, CHAT = Channel.VOICE, Channel.SMS, Channel.CHAT
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def reference_and_phone(report: Report | Mapping[str, Any]) -> tuple[str, str]:
+    """A report's reference and its customer's number (E.164), from the model or the API."""
+    if isinstance(report, Report):
+        reference, phone = report.reference, report.callback_phone
+    else:
+        reference, phone = str(report["reference"]), str(report["callback_phone"])
+    assert E164.fullmatch(phone), f"the customer's number {phone!r} is not E.164"
+    return reference, phone
 
 
 class Harness:
@@ -157,6 +171,28 @@ class Harness:
     def expect_texts(self, *texts: tuple[str, Channel]) -> list[OutboundText]:
         """Exactly these (number, channel) texts (receipts, codes) went out since the last check."""
         return self.sender.expect_texts(*texts)
+
+    def expect_customer_text(self, report: Report | Mapping[str, Any]) -> OutboundText:
+        """Exactly one text since the last check: an SMS to the customer of `report` (its
+        callback phone, E.164) that names its reference."""
+        reference, phone = reference_and_phone(report)
+        [text] = self.expect_texts((phone, SMS))
+        assert reference in text.body, text.body
+        return text
+
+    def expect_accepted_text(
+        self, *reports: Report | Mapping[str, Any], by: str
+    ) -> list[OutboundText]:
+        """Exactly one "Anna van het fraudeteam belt u nu" SMS to the customer of each of `reports`
+        (its callback phone, E.164), naming its reference and the first name of `by`, the staff
+        member who accepted it; and no other text since the last check."""
+        customers = [reference_and_phone(report) for report in reports]
+        got = self.expect_texts(*((phone, SMS) for _, phone in customers))
+        first_name = by.split()[0]
+        for reference, phone in customers:
+            [text] = [t for t in got if t.to == phone and reference in t.body]
+            assert f"{reference}: {first_name} " in text.body, text.body
+        return got
 
     def expect_none(self) -> None:
         self.sender.assert_no_more()

@@ -474,7 +474,9 @@ async def acknowledge(
     )
     if not met:
         await mark_missed(session, report=report, now=now)
-    if not await _caller_holding(session, report_id):
+    # Closed without anyone accepting first (the case was settled some other way): no "calls you
+    # now" text. A caller holding on the SOS line meets the colleague in the room instead.
+    if how != "resolve" and not await _caller_holding(session, report_id):
         await notify.queue_accepted(session, report=report, staff=staff, now=now)
     await session.refresh(report)
     return report

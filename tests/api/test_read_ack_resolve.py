@@ -192,6 +192,8 @@ class TestAck:
 
         assert (await h.ack(created["id"], "Bram")).status_code == 200
 
+        await h.tick()
+        h.expect_accepted_text(created, by="Bram")
         await h.advance(3600)
         h.expect_none()
 
@@ -313,7 +315,7 @@ class TestResolve:
 
         assert (await resolve(h, created["id"], "Anna")).status_code == 200
 
-        await h.advance(3600)
+        await h.advance(3600)  # no more pages, and no "Anna calls you now": it is settled
         h.expect_none()
 
     @pytest.mark.parametrize("role", [Role.APP, Role.ADMIN])

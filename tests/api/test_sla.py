@@ -49,11 +49,13 @@ async def month_of_reports(h: Harness) -> None:
     """
     assert h.clock.now() == T0
     await h.staff("Anna")
-    ids = [(await h.report())["id"] for _ in range(6)]
+    reports = [await h.report() for _ in range(6)]
+    ids = [report["id"] for report in reports]
     for report_id in ids[:4]:
         h.clock.advance(10)
         assert (await h.ack(report_id, "Anna")).status_code == 200
     await h.advance(700 - 40)  # the engine marks reports 5 and 6 missed at their deadline
+    h.expect_accepted_text(*reports[:4], by="Anna")  # "Anna belt u nu", sent on the first tick
     assert h.clock.now() == T0 + timedelta(seconds=700)
     assert (await h.ack(ids[4], "Anna")).json()["sla"]["met"] is False
     assert (await h.get(ids[5]))["sla"]["met"] is False

@@ -204,11 +204,11 @@ class TestQueueAccepted:
         self, h: Harness, container: Container
     ) -> None:
         anna = await staff_named(container, await h.staff("Anna de Vries"))
-        for channel, category, team in [
-            ("app", "fraud", "fraudeteam"),
-            ("web", "lost_card", "passenteam"),
+        for channel, category, team, phone in [
+            ("app", "fraud", "fraudeteam", CUSTOMER),
+            ("web", "lost_card", "passenteam", "+31611112222"),  # another customer: another case
         ]:
-            report = await submit(container, channel=channel, category=category)
+            report = await submit(container, channel=channel, category=category, phone=phone)
 
             async def use_case(session: AsyncSession, report: Report = report) -> object:
                 return await notify.queue_accepted(
@@ -218,7 +218,7 @@ class TestQueueAccepted:
             message = await in_tx(container, use_case)
 
             assert isinstance(message, OutboundMessage)
-            assert message.to == CUSTOMER
+            assert message.to == phone
             assert message.body.endswith(f"Anna van het {team} belt u nu op dit nummer.")
             assert "Vries" not in message.body
 
@@ -234,7 +234,8 @@ class TestQueueAccepted:
         await in_tx(container, use_case)
         await in_tx(container, use_case)
 
-        assert [m.kind for m in await messages(container)] == ["accepted"]
+        # The receipt was queued at intake (an SOS-line report); one "belt u nu", not two.
+        assert [m.kind for m in await messages(container)] == ["receipt", "accepted"]
 
 
 class TestCallbackConfirmation:

@@ -20,6 +20,8 @@ async def test_ack_stops_all_further_paging(h: Harness) -> None:
 
     assert r.status_code == 200
     assert r.json()["status"] == "acknowledged"
+    await h.tick()
+    h.expect_accepted_text(report, by="Anna")
     await h.advance(3600)
     h.expect_none()
     pending = await h.count(EscalationTimer, EscalationTimer.state.in_(("pending", "leased")))
@@ -73,6 +75,8 @@ async def test_ack_cancels_a_page_that_was_due_but_not_yet_sent(h: Harness) -> N
     await h.ack(str(report["id"]), "Anna")
 
     await h.tick()
+    h.expect()  # Bram's page was canceled, never sent
+    h.expect_accepted_text(report, by="Anna")
     h.expect_none()
     assert await h.count(Page, Page.state == "canceled") == 1
 
@@ -85,6 +89,6 @@ async def test_resolve_closes_and_stops_paging(h: Harness) -> None:
     assert body["status"] == "resolved"
     assert body["acknowledged_by"]["name"] == "Bram"
     assert body["resolved_by"]["name"] == "Bram"
-    await h.advance(600)
+    await h.advance(600)  # no pages, and no "Bram calls you now" text: the case is settled
     h.expect_none()
     assert types(await h.get(str(report["id"])))[-2:] == ["acknowledged", "resolved"]

@@ -63,6 +63,7 @@ async def test_an_accepted_case_is_still_open_and_joined(h: Harness) -> None:
     await h.tick()
     assert r.status_code == 200
     assert r.json()["acknowledged_by"]["name"] == "Anna"
+    h.expect_accepted_text(first, by="Anna")  # once, for the acceptance: joining sends nothing
     h.expect_none()
 
 
@@ -142,6 +143,8 @@ async def test_no_all_hands_when_someone_accepted_in_time(h: Harness) -> None:
     h.expect(("Anna", VOICE))
     await h.advance(300)
     await h.ack(report["id"], "Anna")
+    await h.tick()
+    h.expect_accepted_text(report, by="Anna")
     await h.advance(600)
     h.expect_none()
 
@@ -164,6 +167,11 @@ async def test_a_callback_appointment_pages_at_that_time_and_measures_from_it(h:
     assert r.status_code == 200, r.text
     assert at(r.json()["callback_at"]) == when
     assert at(r.json()["deadline_at"]) == when + timedelta(seconds=600)
+    await h.tick()
+    confirmation = h.expect_customer_text(report)
+    assert confirmation.body == (
+        f"SOS-melding {report['reference']}: we bellen u op maandag 5 januari om 12:01."
+    )  # 11:01 UTC is 12:01 in Amsterdam
 
     await h.advance(2 * 3600 - 1)  # the old deadline passes: no verdict, no paging
     h.expect_none()

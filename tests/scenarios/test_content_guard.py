@@ -57,6 +57,8 @@ class TestCustomerSms:
         self, h: Harness, container: Container
     ) -> None:
         report = await submit(container)
+        await h.tick()
+        assert "ontvangen" in h.expect_customer_text(report).body  # the SOS line's receipt
         await accept_for(container, report, await h.staff(IBAN_NAME))
 
         await h.tick()
@@ -73,11 +75,14 @@ class TestCustomerSms:
 
     async def test_through_twilio_messages_json_never_carries_it(self, tw: Twilio) -> None:
         report = await submit(tw.h.container)
+        await tw.h.tick()
+        await tw.expect_receipt(report)  # the SOS line's receipt, queued at intake
         await accept_for(tw.h.container, report, await tw.h.staff(IBAN_NAME, ANNA))
 
         await tw.h.tick()
 
         sms = await tw.fake.expect_sms(to=CUSTOMER)
+        assert "[IBAN] van het fraudeteam belt u nu" in sms.body
         assert IBAN not in str(sms.form)
         assert len(await blocked_events(tw.h.container)) == 1
 
@@ -85,7 +90,7 @@ class TestCustomerSms:
 class TestSpokenAndReplied:
     async def test_a_late_acceptor_never_hears_it_nor_reads_it(self, tw: Twilio) -> None:
         await tw.h.staff(NAME_WITH_IBAN, ANNA)
-        await tw.h.staff("Bram", BRAM, languages=["en"])
+        await tw.h.staff("Bram", BRAM, languages=["en", "nl"])  # English prompts, speaks Dutch
         await tw.h.chain(("voice", [NAME_WITH_IBAN, "Bram"], 60))
         report = await tw.h.report()
         await tw.h.tick()
@@ -109,6 +114,8 @@ class TestSpokenAndReplied:
             assert_names_no_content(event)
         await tw.h.tick()
         await tw.fake.expect_participant(to="+31612345678")  # the customer joins Anna
+        sms = await tw.expect_accepted_sms(report, by=NAME_WITH_IBAN)
+        assert IBAN not in sms.body
 
 
 class TestChat:
@@ -137,3 +144,5 @@ class TestChat:
             assert_names_no_content(event)
         await sl.h.tick()  # the voice bridge (scripted): staff and customer legs
         assert {c.leg for c in sl.h.sender.room_calls} == {"staff", "customer"}
+        [sms] = sl.h.expect_accepted_text(report, by=NAME_WITH_IBAN)
+        assert IBAN not in sms.body

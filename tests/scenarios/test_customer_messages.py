@@ -25,7 +25,7 @@ from routing.notify import service as notify
 from routing.notify.models import OutboundMessage
 from routing.report.models import Report
 from tests.harness import SMS, Harness, types
-from tests.notify.support import CUSTOMER, messages, submit
+from tests.notify.support import CUSTOMER, messages, staff_named, submit
 from tests.scenarios.twilio_harness import PUBLIC, SOS_NUMBER, Twilio, tw
 
 __all__ = ["tw"]
@@ -67,15 +67,21 @@ class TestSentAfterCommit:
     async def test_a_rolled_back_text_never_leaves(
         self, h: Harness, container: Container, sender: ScriptedSender
     ) -> None:
-        report = await submit(container)
+        # A web report: no receipt is queued at intake, so the outbox starts empty. (An SOS-line
+        # report's receipt is committed with the report itself.)
+        report = await submit(container, channel="web")
+        anna = await staff_named(container, await h.staff("Anna"))
 
-        async def intake_that_fails() -> None:
+        async def acceptance_that_fails() -> None:
             async with container.db.begin() as session:
-                await notify.queue_receipt(session, report=report, now=h.clock.now())
-                raise RuntimeError("the intake failed after queueing")
+                queued = await notify.queue_accepted(
+                    session, report=report, staff=anna, now=h.clock.now()
+                )
+                assert queued is not None
+                raise RuntimeError("the acceptance failed after queueing")
 
         with pytest.raises(RuntimeError):
-            await intake_that_fails()
+            await acceptance_that_fails()
 
         await h.advance(60)
         assert sender.text_attempts == []

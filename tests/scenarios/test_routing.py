@@ -100,6 +100,7 @@ async def test_busy_colleagues_are_paged_only_when_no_one_free_is_left(h: Harnes
     second = await h.report()  # Anna holds the first report: Bram first
     await h.tick()
     h.expect(("Bram", SMS))
+    h.expect_accepted_text(first, by="Anna")
     await h.advance(60)
     h.expect(("Anna", SMS))
     routed = next(e for e in (await h.get(second["id"]))["timeline"] if e["type"] == "routed")
@@ -122,6 +123,7 @@ async def test_a_busy_colleague_is_still_paged_when_nobody_else_is_there(h: Harn
     await h.report()
     await h.tick()
     h.expect(("Anna", SMS))
+    h.expect_accepted_text(first, by="Anna")
 
 
 async def test_the_colleague_who_helped_before_is_paged_first_on_any_channel(h: Harness) -> None:
@@ -134,6 +136,8 @@ async def test_the_colleague_who_helped_before_is_paged_first_on_any_channel(h: 
     h.expect(("Anna", SMS), ("Bram", SMS))
     await h.ack(first["id"], "Bram")
     await h.client.post(f"/v1/reports/{first['id']}/resolve", headers=h.as_staff("Bram"))
+    await h.tick()
+    h.expect_accepted_text(first, by="Bram")
 
     h.clock.advance(3 * 3600)
     # The same customer (by customer_ref) from another phone, through the web form this time.
@@ -157,6 +161,8 @@ async def test_the_previous_helper_is_paged_even_when_the_step_does_not_name_the
     h.expect(("Bram", SMS))
     await h.ack(first["id"], "Bram")
     await h.client.post(f"/v1/reports/{first['id']}/resolve", headers=h.as_staff("Bram"))
+    await h.tick()
+    h.expect_accepted_text(first, by="Bram")
 
     await h.chain(("sms", ["Anna"], 60), name="second")  # Bram is not in the new chain
     await h.report(callback_phone="06 55500011")
@@ -175,6 +181,8 @@ async def test_after_24_hours_the_previous_helper_has_no_head_start(h: Harness) 
     h.expect(("Anna", SMS), ("Bram", SMS))
     await h.ack(first["id"], "Bram")
     await h.client.post(f"/v1/reports/{first['id']}/resolve", headers=h.as_staff("Bram"))
+    await h.tick()
+    h.expect_accepted_text(first, by="Bram")
 
     h.clock.advance(24 * 3600 + 1)
     await h.report(callback_phone="06 55500011")

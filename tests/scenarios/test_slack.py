@@ -121,6 +121,7 @@ async def test_a_click_accepts_and_the_message_says_who(sl: Slack) -> None:
     assert "accepted by Anna (chat button)" in details(seen)
     await sl.h.tick()
     assert {c.leg for c in sl.h.sender.room_calls} == {"staff", "customer"}  # the voice bridge
+    sl.h.expect_accepted_text(report, by="Anna")
     await sl.h.advance(120)  # no SMS to Bram: the chain stopped at the click
 
 
@@ -169,6 +170,8 @@ async def test_a_colleague_on_the_rota_may_take_a_page_meant_for_someone_else(sl
     assert sl.fake.expect_update(message).text == "Accepted by Eve"
     seen = await sl.h.get(str(report["id"]))
     assert seen["acknowledged_by"]["name"] == "Eve"
+    await sl.h.tick()
+    sl.h.expect_accepted_text(report, by="Eve")
     await sl.h.advance(120)
 
 

@@ -46,10 +46,12 @@ async def test_caller_reports_fraud_and_the_acceptor_joins_them(tw: Twilio) -> N
 
     await tw.h.tick()
     anna = await tw.fake.expect_call(to=ANNA)
+    receipt = await tw.expect_receipt(report)
+    assert "within 10 minutes" in receipt.body  # in the language the caller chose
     await anna.answer()
     await anna.press("1")
     assert anna.conference == caller.conference
-    await tw.h.tick()  # the caller is holding in the room: nobody else is called
+    await tw.h.tick()  # the caller is holding in the room: nobody else is called, nor texted
 
 
 async def test_silence_in_the_menu_still_pages_someone(tw: Twilio) -> None:
@@ -64,6 +66,7 @@ async def test_silence_in_the_menu_still_pages_someone(tw: Twilio) -> None:
     assert call.conference == f"sos-{report.id}"
     await tw.h.tick()
     await tw.fake.expect_call(to=ANNA)
+    await tw.expect_receipt(report)
 
 
 async def test_caller_who_hangs_up_is_called_back_on_accept(tw: Twilio) -> None:
@@ -73,6 +76,7 @@ async def test_caller_who_hangs_up_is_called_back_on_accept(tw: Twilio) -> None:
     assert report.category == "lost_card"
     await tw.h.tick()
     anna = await tw.fake.expect_call(to=ANNA)
+    await tw.expect_receipt(report)
 
     await caller.hang_up()
     left = await tw.signed_post(
@@ -92,6 +96,8 @@ async def test_caller_who_hangs_up_is_called_back_on_accept(tw: Twilio) -> None:
     callback = await tw.fake.expect_participant(to=CUSTOMER)
     assert callback.from_ == SOS_NUMBER
     assert callback.conference == f"sos-{report.id}"
+    told = await tw.expect_accepted_sms(report, by="Anna")  # the caller left: their phone rings
+    assert "passenteam" in told.body
 
 
 async def test_the_same_call_webhook_twice_makes_one_report(tw: Twilio) -> None:
@@ -113,3 +119,4 @@ async def test_the_same_call_webhook_twice_makes_one_report(tw: Twilio) -> None:
     assert isinstance(report.received_at, datetime)
     await tw.h.tick()
     await tw.fake.expect_call(to=ANNA)
+    await tw.expect_receipt(report)  # one report, one receipt

@@ -40,6 +40,7 @@ async def test_accept_by_keypress_then_the_customer_is_called_into_the_room(tw: 
     customer = await tw.fake.expect_participant(to=CUSTOMER)
     assert customer.from_ == SOS_NUMBER  # never the staff member's own number
     assert customer.conference == call.conference
+    await tw.expect_accepted_sms(report, by="Anna")  # "Anna ... belt u nu op dit nummer"
     await tw.h.advance(120)  # no SMS to Bram: the chain stopped at the keypress
 
 
@@ -94,6 +95,7 @@ async def test_accept_by_sms_reply_then_both_are_called_into_the_room(tw: Twilio
     await tw.h.tick()
     await tw.fake.expect_participant(to=ANNA)
     await tw.fake.expect_participant(to=CUSTOMER)
+    await tw.expect_accepted_sms(report, by="Anna")
 
 
 async def test_sms_reply_with_a_reference_picks_that_report(tw: Twilio) -> None:
@@ -112,13 +114,14 @@ async def test_sms_reply_with_a_reference_picks_that_report(tw: Twilio) -> None:
     await tw.h.tick()
     await tw.fake.expect_participant(to=ANNA)
     await tw.fake.expect_participant(to=CUSTOMER)
+    await tw.expect_accepted_sms(first, by="Anna")  # only the first report's customer
 
 
 async def test_second_acceptor_hears_who_has_it_and_other_calls_end(tw: Twilio) -> None:
     await tw.h.staff("Anna", ANNA)
     await tw.h.staff("Bram", BRAM, languages=["en", "nl"])  # English prompts, speaks Dutch too
     await tw.h.chain(("voice", ["Anna", "Bram"], 60))
-    await tw.h.report()
+    report = await tw.h.report()
     await tw.h.tick()
     anna = await tw.fake.expect_call(to=ANNA)
     bram = await tw.fake.expect_call(to=BRAM)
@@ -132,13 +135,14 @@ async def test_second_acceptor_hears_who_has_it_and_other_calls_end(tw: Twilio) 
     assert "Anna" in late[0]
     await tw.h.tick()
     await tw.fake.expect_participant(to=CUSTOMER)
+    await tw.expect_accepted_sms(report, by="Anna")  # one SMS: Bram's late tries change nothing
 
 
 async def test_ringing_calls_end_when_someone_accepts(tw: Twilio) -> None:
     await tw.h.staff("Anna", ANNA)
     await tw.h.staff("Bram", BRAM)
     await tw.h.chain(("voice", ["Anna", "Bram"], 60))
-    await tw.h.report()
+    report = await tw.h.report()
     await tw.h.tick()
     anna = await tw.fake.expect_call(to=ANNA)
     bram = await tw.fake.expect_call(to=BRAM)
@@ -149,6 +153,7 @@ async def test_ringing_calls_end_when_someone_accepts(tw: Twilio) -> None:
     await tw.fake.flush()
     assert bram.ended_by == "api"
     await tw.fake.expect_participant(to=CUSTOMER)
+    await tw.expect_accepted_sms(report, by="Anna")
 
 
 async def test_stop_turns_sms_off_and_paging_goes_on_by_voice(tw: Twilio) -> None:
@@ -285,3 +290,4 @@ async def test_timed_out_create_is_never_repeated_and_its_callback_settles_it(tw
     assert "page_unknown" in types(seen)
     await tw.h.tick()
     await tw.fake.expect_participant(to=CUSTOMER)
+    await tw.expect_accepted_sms(report, by="Anna")

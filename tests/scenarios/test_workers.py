@@ -55,6 +55,7 @@ async def test_no_page_is_created_after_an_ack_commits(h: Harness) -> None:
     await asyncio.gather(ack_all(), h.container.engine.run_until_idle())
     await h.tick()
     h.sender.take()  # some step-2 pages may have been created before their ack: fine
+    h.expect_accepted_text(*reports, by="Anna")  # one "Anna belt u nu" per customer, no more
 
     for report in reports:
         timeline = (await h.get(str(report["id"])))["timeline"]

@@ -3,8 +3,9 @@ fake's phones answer, press keys and text back through signed webhooks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -16,8 +17,9 @@ from app.main import create_app
 from app.settings import Settings, TwilioSettings
 from providers.fake import ScriptedSender
 from routing.clock import FakeClock
-from tests.fakes.twilio import FakeTwilio
-from tests.harness import Harness
+from routing.report.models import Report
+from tests.fakes.twilio import FakeSms, FakeTwilio
+from tests.harness import Harness, reference_and_phone
 
 ACCOUNT_SID = "AC" + "a1" * 16
 AUTH_TOKEN = "sos-router-test-token"
@@ -43,6 +45,23 @@ class Twilio:
                 "Content-Type": "application/x-www-form-urlencoded",
             },
         )
+
+    async def expect_receipt(self, report: Report | Mapping[str, Any]) -> FakeSms:
+        """The receipt SMS to the customer of a report made on the SOS line or by SMS."""
+        reference, phone = reference_and_phone(report)
+        sms = await self.fake.expect_sms(to=phone)
+        assert sms.body.startswith(
+            (f"SOS-melding {reference} ontvangen.", f"SOS report {reference} received.")
+        ), sms.body
+        return sms
+
+    async def expect_accepted_sms(self, report: Report | Mapping[str, Any], *, by: str) -> FakeSms:
+        """ "Anna van het fraudeteam belt u nu": the SMS to the customer of `report` once `by`
+        accepted it, naming their first name."""
+        reference, phone = reference_and_phone(report)
+        sms = await self.fake.expect_sms(to=phone)
+        assert f"{reference}: {by.split()[0]} " in sms.body, sms.body
+        return sms
 
 
 @pytest.fixture

@@ -43,6 +43,8 @@ async def test_the_button_accepts_once_and_shows_the_next_step(h: Harness) -> No
     again = await h.client.post(f"/ack/{token}")
     assert again.status_code == 409
     assert "already used" in again.text
+    await h.tick()
+    h.expect_accepted_text(report, by="Anna")
     await h.advance(120)  # no call to Bram: the chain stopped
     legs = sorted(call.leg for call in h.sender.room_calls)
     assert legs == ["customer", "staff"]

@@ -82,6 +82,7 @@ async def test_accept_and_resolve_from_the_console(h: Harness) -> None:
     assert seen["acknowledged_by"]["name"] == "Anna"
     await h.tick()  # the acceptor and the customer are called into one conference
     assert sorted(call.leg for call in h.sender.room_calls) == ["customer", "staff"]
+    h.expect_accepted_text(report, by="Anna")
     await h.client.post(f"/console/reports/{report['id']}/resolve", data={"csrf": _csrf(page)})
     assert (await h.get(str(report["id"])))["status"] == "resolved"
     assert str(report["reference"]) not in (await h.client.get("/console")).text
@@ -130,11 +131,13 @@ async def test_sla_page_and_csv_match_the_database(h: Harness) -> None:
     late = await h.report()
     await h.tick()
     h.expect(("Anna", VOICE))
+    h.expect_accepted_text(kept, by="Anna")
     await h.advance(700)
     await h.ack(str(late["id"]), "Anna")
     await h.report()
     await h.tick()
     h.expect(("Anna", VOICE))
+    h.expect_accepted_text(late, by="Anna")
     await _sign_in(h, "Anna")
 
     page = (await h.client.get("/console/sla")).text
@@ -169,3 +172,17 @@ async def test_the_console_speaks_the_staff_members_language(h: Harness) -> None
     assert "Open meldingen" in page
     assert "Aannemen" in page
     assert "10 min 00 s over" in page
+
+
+async def test_the_console_shows_a_callback_time_and_repeated_contacts(h: Harness) -> None:
+    await h.staff("Anna", languages=["en"])
+    first = await h.report(callback_phone="06 55500011")
+    again = await h.submit(callback_phone="06 55500011")  # the same customer again: one case
+    assert again.status_code == 200
+    when = "2026-01-05T14:30:00+00:00"  # 15:30 in Amsterdam
+    r = await h.client.post(f"/v1/reports/{first['id']}/callback", json={"at": when}, headers=h.app)
+    assert r.status_code == 200, r.text
+    await _sign_in(h, "Anna")
+    page = (await h.client.get("/console")).text
+    assert "The customer asked to be called at 05-01 15:30." in page
+    assert "The customer got in touch 2 times." in page

@@ -196,6 +196,12 @@ async def test_the_customer_can_ask_to_be_called_later_from_the_status_page(h: H
     assert "05-01 11:00" in polled["message"]  # 10:00 UTC is 11:00 in Amsterdam in winter
     page = await h.client.get(f"/status/{token}")
     assert "Rather be called later?" not in page.text  # asked once; staff can still take it
+    await h.tick()
+    report = await report_for(h, token)
+    confirmation = h.expect_customer_text(report)
+    assert confirmation.body == (
+        f"SOS report {report.reference}: we will call you on Monday 5 January at 11:00."
+    )
 
     await h.advance(3599)
     h.expect_none()
