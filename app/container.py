@@ -26,6 +26,7 @@ from routing.engine.engine import Engine
 from routing.engine.escalator import Escalator
 from routing.engine.hangup import Hangup
 from routing.engine.reconciler import Reconciler
+from routing.page.bundle import PagingLimits
 
 
 @dataclass
@@ -123,7 +124,12 @@ def build(
         clock,
         [
             Escalator(),
-            Dispatcher(registry, clock, link_base=public_url(settings)),
+            Dispatcher(
+                registry,
+                clock,
+                link_base=public_url(settings),
+                limits=PagingLimits(**settings.paging.model_dump()),
+            ),
             Reconciler(registry),
             Hangup(registry),
             Bridger(registry),

@@ -27,6 +27,7 @@ class EventType:
     SLA_MISSED = "sla_missed"
     RESOLVED = "resolved"
     NO_CHAIN = "no_chain"
+    CONTENT_BLOCKED = "content_blocked"
 
 
 def record(
