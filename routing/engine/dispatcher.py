@@ -35,7 +35,6 @@ from providers.registry import ProviderRegistry, UnsupportedChannel
 from routing.audit import service as audit
 from routing.audit.service import EventType
 from routing.clock import Clock
-from routing.engine.claim import claim
 from routing.guard import scrub
 from routing.page import bundle, links
 from routing.page import service as page_service
@@ -94,34 +93,18 @@ class Dispatcher:
         expired = await self._expire_stale(db, now)
         async with db.begin() as session:
             released = await bundle.release_orphans(session, now=now)
-            deadline = (
-                select(Report.deadline_at).where(Report.id == Page.report_id).scalar_subquery()
-            )
-            rows = await claim(
+        async with db.begin() as session:
+            looked_at, sends = await bundle.claim_due(
                 session,
-                Page,
-                where=[Page.state == "pending", Page.due_at <= now],
-                order_by=(deadline, Page.id),
-                values={
-                    "state": "sending",
-                    "lease_until": now + self.lease,
-                    "claimed_at": now,
-                    "tries": Page.tries + 1,
-                },
-                returning=[],
-                limit=self.batch,
-            )
-            sends = await bundle.apply_limits(
-                session,
-                claimed={row.id: row.fence for row in rows},
-                limits=self.limits,
                 now=now,
+                limit=self.batch,
+                limits=self.limits,
                 lease_until=now + self.lease,
             )
             claimed = await self._outbound(session, sends, now)
         if claimed:
             await asyncio.gather(*(self._send_and_record(db, c) for c in claimed))
-        return expired + released + len(rows)
+        return expired + released + looked_at
 
     async def _outbound(
         self, session: AsyncSession, sends: Sequence[Send], now: datetime

@@ -1,14 +1,13 @@
 """Per-contact paging limits, and SMS bundles: what a wave of reports does to one person's phone.
 
-Runs inside the dispatcher's claim transaction, after the claim and before the commit, over the
-pages just claimed:
+`claim_due` is the dispatcher's claim: it locks the due pages of the most urgent reports (earliest
+deadline first), decides within the limits what goes now, and claims only that:
 
 - **Calls**: at most `max_calls_at_once` calls ring one person. A call counts while its page is
   in flight (sending, sent, delivered or unknown; not finished, no hang-up ordered) and was
   claimed less than `CALL_HELD_FOR` ago, so a lost status callback cannot block them for good.
-  A call over the limit goes back to `pending` for `CALL_RETRY` (not counted as a try, no
-  timeline event); among one person's claimed calls the report closest to its deadline goes
-  first.
+  A call over the limit stays `pending`, due again after `CALL_RETRY` (no try counted, no
+  timeline event); among one person's due calls the report closest to its deadline goes first.
 - **SMS**: at most `max_sms_per_window` messages reach one person per window (a bundle is one
   message). Over the limit, that person's SMS pages wait (`pending`, due when the window frees a
   slot). When a slot is free and more than one SMS page of that person is waiting, they go out as
@@ -16,19 +15,18 @@ pages just claimed:
   id), the others ride along as `sending` without a lease of their own and follow the carrier's
   outcome (`page/service.py`). A single page goes out alone, as always.
 
-The person's staff row is locked first (in id order), so two engines cannot both decide that a
-slot is free; pages another engine holds are skipped, never waited for.
+The people's staff rows are locked (in id order) before deciding, so two engines cannot both see
+the same free slot; pages another engine holds are skipped, never waited for.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -77,67 +75,71 @@ class Send:
         return bool(self.members)
 
 
-async def apply_limits(
+@dataclass
+class _Plan:
+    """What to write. Every page row is written once in the claim transaction: on PostgreSQL a
+    second update of a row the transaction already changed re-checks its foreign keys, taking key
+    locks on its report and staff rows that an acknowledgement may hold (a deadlock)."""
+
+    alone: list[Any] = field(default_factory=list)  # rows sent on their own
+    bundles: list[tuple[Any, list[Any]]] = field(default_factory=list)  # (carrier, riders)
+    later: dict[datetime, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+
+async def claim_due(
     session: AsyncSession,
     *,
-    claimed: Mapping[int, int],
-    limits: PagingLimits,
     now: datetime,
+    limit: int,
+    limits: PagingLimits,
     lease_until: datetime,
-) -> list[Send]:
-    """Of the pages just claimed (`page id → fence`), what goes out now, most urgent first. Pages
-    held back are already `pending` again when this returns."""
-    if not claimed:
-        return []
-    rows = (
+) -> tuple[int, list[Send]]:
+    """Claim the due pages of the most urgent reports (earliest deadline first), within the
+    per-contact limits. Returns how many due pages were looked at, and what to send now."""
+    deadline = select(Report.deadline_at).where(Report.id == Page.report_id).scalar_subquery()
+    due = (
         await session.execute(
-            select(Page.id, Page.staff_id, Page.channel, Page.report_id, Report.deadline_at)
-            .join(Report, Report.id == Page.report_id)
-            .where(Page.id.in_(claimed))
+            select(
+                Page.id, Page.staff_id, Page.channel, Page.report_id, deadline.label("deadline_at")
+            )
+            .where(Page.state == "pending", Page.due_at <= now)
+            .order_by(deadline, Page.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=Page)
         )
     ).all()
-    limited = sorted({r.staff_id for r in rows if r.channel in (Channel.VOICE, Channel.SMS)})
+    if not due:
+        return 0, []
+    limited = sorted({r.staff_id for r in due if r.channel in (Channel.VOICE, Channel.SMS)})
     if limited:
+        # NO KEY UPDATE: serialises engines deciding for the same person, but not the key-share
+        # locks that inserting a page or recording an acknowledgement take on the staff row.
         await session.execute(
-            select(Staff.id).where(Staff.id.in_(limited)).order_by(Staff.id).with_for_update()
+            select(Staff.id)
+            .where(Staff.id.in_(limited))
+            .order_by(Staff.id)
+            .with_for_update(key_share=True)
         )
+    plan = _Plan()
     groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    sends: list[tuple[datetime, Send]] = []
-    for row in rows:
+    for row in due:
         if row.channel in (Channel.VOICE, Channel.SMS):
             groups[(row.channel, row.staff_id)].append(row)
         else:
-            sends.append((row.deadline_at, Send(row.id, claimed[row.id], (row.report_id,))))
-    exclude = list(claimed)
+            plan.alone.append(row)
+    due_ids = [r.id for r in due]
     for (channel, staff_id), mine in groups.items():
         mine.sort(key=lambda r: (r.deadline_at, r.id))
         if channel == Channel.VOICE:
-            free = limits.max_calls_at_once - await _calls_in_flight(
-                session, staff_id, exclude=exclude, now=now
-            )
-            go, wait = mine[: max(free, 0)], mine[max(free, 0) :]
-            sends += [(r.deadline_at, Send(r.id, claimed[r.id], (r.report_id,))) for r in go]
-            await _hold(session, [r.id for r in wait], until=now + CALL_RETRY)
+            free = max(limits.max_calls_at_once - await _calls_in_flight(session, staff_id, now), 0)
+            plan.alone += mine[:free]
+            plan.later[now + CALL_RETRY] += [r.id for r in mine[free:]]
         else:
-            send = await _sms_for(
-                session,
-                staff_id,
-                mine,
-                claimed=claimed,
-                exclude=exclude,
-                limits=limits,
-                now=now,
-                lease_until=lease_until,
-            )
-            if send is not None:
-                sends.append(send)
-    sends.sort(key=lambda pair: (pair[0], pair[1].page_id))
-    return [send for _, send in sends]
+            await _plan_sms(session, plan, staff_id, mine, due_ids, limits, now)
+    return len(due), await _write(session, plan, now, lease_until)
 
 
-async def _calls_in_flight(
-    session: AsyncSession, staff_id: str, *, exclude: Sequence[int], now: datetime
-) -> int:
+async def _calls_in_flight(session: AsyncSession, staff_id: str, now: datetime) -> int:
     count = await session.scalar(
         select(func.count())
         .select_from(Page)
@@ -148,36 +150,22 @@ async def _calls_in_flight(
             Page.finished_at.is_(None),
             Page.hangup_due_at.is_(None),  # being ended (someone accepted): no longer holds
             Page.claimed_at > now - CALL_HELD_FOR,
-            Page.id.not_in(exclude),
         )
     )
     return int(count or 0)
 
 
-async def _hold(session: AsyncSession, page_ids: Sequence[int], *, until: datetime) -> None:
-    """Claimed pages that may not go now: back to `pending`, due `until`; the claim was no try."""
-    if not page_ids:
-        return
-    await session.execute(
-        update(Page)
-        .where(Page.id.in_(page_ids))
-        .values(state="pending", due_at=until, lease_until=None, tries=Page.tries - 1)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _sms_for(
+async def _plan_sms(
     session: AsyncSession,
+    plan: _Plan,
     staff_id: str,
     mine: list[Any],
-    *,
-    claimed: Mapping[int, int],
-    exclude: Sequence[int],
+    due_ids: list[int],
     limits: PagingLimits,
     now: datetime,
-    lease_until: datetime,
-) -> tuple[datetime, Send] | None:
-    """One person's claimed SMS pages: one message now (single or bundle), or all of them wait."""
+) -> None:
+    """One person's due SMS pages: one message now (alone, or a bundle with every other page
+    waiting for them), or all of them wait for the window to free a slot."""
     waiting = (
         await session.execute(
             select(Page.id, Page.report_id, Page.due_at, Report.deadline_at)
@@ -186,79 +174,75 @@ async def _sms_for(
                 Page.staff_id == staff_id,
                 Page.channel == Channel.SMS,
                 Page.state == "pending",
+                Page.id.not_in(due_ids),
             )
             .with_for_update(skip_locked=True, of=Page)
         )
     ).all()
-    sent = await _messages_in_window(
-        session, staff_id, since=now - limits.sms_window, exclude=exclude
-    )
+    sent = await _messages_in_window(session, staff_id, since=now - limits.sms_window)
     if len(sent) >= limits.max_sms_per_window:
         # The window frees a slot when its (len - max + 1)-th newest message leaves it.
         free_at = sent[len(sent) - limits.max_sms_per_window] + limits.sms_window
-        await _hold(session, [r.id for r in mine], until=free_at)
-        later = [r.id for r in waiting if r.due_at != free_at]
-        if later:
-            await session.execute(
-                update(Page)
-                .where(Page.id.in_(later))
-                .values(due_at=free_at)
-                .execution_options(synchronize_session=False)
-            )
-        return None
+        plan.later[free_at] += [r.id for r in mine]
+        plan.later[free_at] += [r.id for r in waiting if r.due_at != free_at]
+        return
     everyone = sorted([*mine, *waiting], key=lambda r: (r.deadline_at, r.id))
-    carrier, riders = everyone[0], everyone[1:]
-    report_ids = tuple(dict.fromkeys(r.report_id for r in everyone))
-    if not riders:
-        await _set_bundle(session, [carrier.id], None)  # left over from an earlier bundle try
-        return carrier.deadline_at, Send(carrier.id, claimed[carrier.id], report_ids)
-    fence = claimed.get(carrier.id)
-    if fence is None:  # a waiting page carries the bundle: claim it here
-        fence = await session.scalar(
-            update(Page)
-            .where(Page.id == carrier.id)
-            .values(
-                state="sending",
-                fence=Page.fence + 1,
-                tries=Page.tries + 1,
-                claimed_at=now,
-                lease_until=lease_until,
-            )
-            .returning(Page.fence)
-            .execution_options(synchronize_session=False)
-        )
-        assert fence is not None
-    await _set_bundle(session, [carrier.id], carrier.id)
-    claimed_riders = [r.id for r in riders if r.id in claimed]
-    waiting_riders = [r.id for r in riders if r.id not in claimed]
-    for ids, tries in ((claimed_riders, Page.tries - 1), (waiting_riders, Page.tries)):
+    if len(everyone) == 1:
+        plan.alone.append(everyone[0])
+    else:
+        plan.bundles.append((everyone[0], everyone[1:]))
+
+
+async def _write(
+    session: AsyncSession, plan: _Plan, now: datetime, lease_until: datetime
+) -> list[Send]:
+    for until, ids in plan.later.items():
         if ids:
             await session.execute(
                 update(Page)
                 .where(Page.id.in_(ids))
-                .values(
-                    state="sending",
-                    bundle_id=carrier.id,
-                    claimed_at=now,
-                    lease_until=None,
-                    tries=tries,
-                )
+                .values(due_at=until)
                 .execution_options(synchronize_session=False)
             )
-    return carrier.deadline_at, Send(carrier.id, fence, report_ids, tuple(r.id for r in riders))
-
-
-async def _set_bundle(session: AsyncSession, page_ids: list[int], bundle_id: int | None) -> None:
-    await session.execute(
-        update(Page)
-        .where(Page.id.in_(page_ids), Page.bundle_id.is_distinct_from(bundle_id))
-        .values(bundle_id=bundle_id)
-        .execution_options(synchronize_session=False)
-    )
+    carriers = [carrier.id for carrier, _ in plan.bundles]
+    claimed = [r.id for r in plan.alone] + carriers
+    fences: dict[int, int] = {}
+    if claimed:
+        rows = await session.execute(
+            update(Page)
+            .where(Page.id.in_(claimed))
+            .values(
+                state="sending",
+                lease_until=lease_until,
+                claimed_at=now,
+                tries=Page.tries + 1,
+                fence=Page.fence + 1,
+                bundle_id=case((Page.id.in_(carriers), Page.id), else_=None),
+            )
+            .returning(Page.id, Page.fence)
+            .execution_options(synchronize_session=False)
+        )
+        fences = {row.id: row.fence for row in rows}
+    for carrier, riders in plan.bundles:
+        await session.execute(
+            update(Page)
+            .where(Page.id.in_([r.id for r in riders]))
+            .values(state="sending", bundle_id=carrier.id, claimed_at=now, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    sends = [(r.deadline_at, Send(r.id, fences[r.id], (r.report_id,))) for r in plan.alone]
+    for carrier, riders in plan.bundles:
+        report_ids = tuple(dict.fromkeys(r.report_id for r in (carrier, *riders)))
+        members = tuple(r.id for r in riders)
+        sends.append(
+            (carrier.deadline_at, Send(carrier.id, fences[carrier.id], report_ids, members))
+        )
+    sends.sort(key=lambda pair: (pair[0], pair[1].page_id))
+    return [send for _, send in sends]
 
 
 async def _messages_in_window(
-    session: AsyncSession, staff_id: str, *, since: datetime, exclude: Sequence[int]
+    session: AsyncSession, staff_id: str, *, since: datetime
 ) -> list[datetime]:
     """When each SMS message to this person in the window went out (or left, if still sending),
     oldest first. A bundle is one message."""
@@ -270,12 +254,7 @@ async def _messages_in_window(
             Page.channel == Channel.SMS,
             or_(
                 Page.sent_at > since,
-                and_(
-                    Page.state == "sending",
-                    Page.sent_at.is_(None),
-                    Page.claimed_at > since,
-                    Page.id.not_in(exclude),
-                ),
+                and_(Page.state == "sending", Page.sent_at.is_(None), Page.claimed_at > since),
             ),
         )
         .group_by(func.coalesce(Page.bundle_id, Page.id))

@@ -12,13 +12,14 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from providers.base import OutboundPage
+from providers.fake import FAILS_TEMPORARILY, OUTCOME_UNKNOWN
 from routing.audit.models import AuditEvent
 from routing.inbound import service as inbound
 from routing.page.models import EscalationTimer, Page
 from routing.report import service as report_service
 from routing.report.models import Report
 from routing.report.schemas import ReportCreate
-from tests.harness import SMS, VOICE, Harness, types
+from tests.harness import CHAT, SMS, VOICE, Harness, types
 from tests.scenarios.twilio_harness import ANNA, BRAM, Twilio, tw
 
 __all__ = ["tw"]
@@ -132,6 +133,29 @@ async def test_of_two_calls_due_together_the_report_closest_to_its_deadline_ring
     (call,) = h.expect(("Anna", VOICE))
     assert call.reference == urgent["reference"]
     assert len(await _pages(h, Page.state == "pending")) == 1
+
+
+async def test_claims_serve_the_reports_closest_to_their_deadline_first(h: Harness) -> None:
+    await h.staff("Anna", chat_id="U1")
+    await h.chain(("chat", ["Anna"], 60))
+    reports = await _submit(h, range(51))  # one more than a claim takes
+    urgent = reports[-1]
+    async with h.container.db.begin() as session:
+        await session.execute(
+            update(Report)
+            .where(Report.id == urgent.id)
+            .values(deadline_at=urgent.deadline_at - timedelta(seconds=30))
+        )
+    dispatcher = h.container.engine.modules[1]
+    assert dispatcher.name == "dispatcher"
+
+    await dispatcher.run_once(h.container.db, h.clock.now())  # one claim
+
+    first = h.sender.take()
+    assert len(first) == 50
+    assert urgent.reference in {p.reference for p in first}
+    await h.tick()
+    assert len(h.expect(("Anna", CHAT))) == 1
 
 
 # --- SMS: a window per person, then one bundled message --------------------------------------
@@ -256,6 +280,63 @@ async def test_a_failed_bundle_fails_every_page_in_it_and_each_report_moves_on(
     await bram.deliver()
     states = Counter(p.state for p in await _pages(tw.h, Page.channel == SMS))
     assert states == {"failed": 3, "delivered": 3}
+
+
+async def test_a_bundle_that_meets_a_temporary_error_is_retried_whole(h: Harness) -> None:
+    await h.staff("Anna", ANNA)
+    await h.chain(("sms", ["Anna"], 60))
+    h.sender.script(FAILS_TEMPORARILY, channel=SMS)
+    await _submit(h, range(3))
+    await h.tick()
+    h.expect_none()
+    assert {p.state for p in await _pages(h)} == {"pending"}
+
+    await h.advance(2)
+
+    (message,) = h.expect(("Anna", SMS))
+    assert _count(message) == 3
+    pages = await _pages(h)
+    assert {(p.state, p.bundle_id) for p in pages} == {("sent", message.page_id)}
+
+
+async def test_an_unknown_bundle_the_provider_never_got_is_sent_again_whole(h: Harness) -> None:
+    await h.staff("Anna", ANNA)
+    await h.chain(("sms", ["Anna"], 600))
+    h.sender.script(OUTCOME_UNKNOWN, channel=SMS)
+    await _submit(h, range(3))
+    await h.tick()
+    h.expect_none()
+
+    await h.advance(30)  # the reconciler asks: the provider has no such message
+
+    (message,) = h.expect(("Anna", SMS))
+    assert _count(message) == 3
+    assert {p.state for p in await _pages(h)} == {"sent"}
+
+
+async def test_riders_go_out_again_when_their_unknown_carrier_is_accepted_meanwhile(
+    h: Harness,
+) -> None:
+    await h.staff("Anna", ANNA)
+    await h.staff("Bram", BRAM)
+    await h.chain(("sms", ["Anna"], 600))
+    h.sender.script(OUTCOME_UNKNOWN, channel=SMS)
+    reports = []
+    for n in range(3):
+        reports += await _submit(h, range(n, n + 1))
+        h.clock.advance(1)
+    await h.tick()
+    h.expect_none()
+    (carrier,) = await _pages(h, Page.state == "unknown")
+    assert carrier.report_id == reports[0].id
+
+    assert (await h.ack(reports[0].id, "Bram")).status_code == 200  # cancels the carrier
+    await h.tick()
+
+    (message,) = h.expect(("Anna", SMS))  # the other two are not left hanging
+    assert _count(message) == 2
+    states = Counter(p.state for p in await _pages(h))
+    assert states == {"canceled": 1, "sent": 2}
 
 
 # --- the content guard --------------------------------------------------------------------------
