@@ -181,7 +181,7 @@ async def _plan_sms(
     ).all()
     sent = await _messages_in_window(session, staff_id, since=now - limits.sms_window)
     if len(sent) >= limits.max_sms_per_window:
-        # The window frees a slot when its (len - max + 1)-th newest message leaves it.
+        # A slot frees when the max-th newest message leaves the window.
         free_at = sent[len(sent) - limits.max_sms_per_window] + limits.sms_window
         plan.later[free_at] += [r.id for r in mine]
         plan.later[free_at] += [r.id for r in waiting if r.due_at != free_at]
@@ -294,7 +294,7 @@ async def release_orphans(session: AsyncSession, *, now: datetime) -> int:
     message covers them again. Returns how many."""
     rows = (
         await session.execute(
-            select(Page.id, _carrier.id.label("carrier_id"), _carrier.state, _carrier.due_at)
+            select(Page.id, _carrier.state, _carrier.due_at)
             .join(_carrier, _carrier.id == Page.bundle_id)
             .where(_orphaned())
             .with_for_update(skip_locked=True, of=Page)
@@ -308,14 +308,7 @@ async def release_orphans(session: AsyncSession, *, now: datetime) -> int:
             .values(state="pending", bundle_id=None, due_at=due_at)
             .execution_options(synchronize_session=False)
         )
-    pending_carriers = {row.carrier_id for row in rows if row.state == "pending"}
-    if pending_carriers:
-        await session.execute(
-            update(Page)
-            .where(Page.id.in_(pending_carriers), Page.state == "pending")
-            .values(bundle_id=None)
-            .execution_options(synchronize_session=False)
-        )
+    # A pending carrier keeps its stale `bundle_id` until its next claim sets it afresh.
     return len(rows)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from providers.base import OutboundPage
-from providers.fake import FAILS_TEMPORARILY, OUTCOME_UNKNOWN
+from providers.fake import FAILS_PERMANENTLY, FAILS_TEMPORARILY, OUTCOME_UNKNOWN
 from routing.audit.models import AuditEvent
 from routing.inbound import service as inbound
 from routing.page.models import EscalationTimer, Page
@@ -234,6 +234,31 @@ async def test_a_bundle_link_takes_the_next_report_when_its_carrier_was_taken(h:
     assert (await h.get(str(first["id"])))["acknowledged_by"]["name"] == "Bram"
 
 
+async def test_accepting_moves_on_when_the_closest_report_was_taken_a_moment_ago(
+    h: Harness,
+) -> None:
+    await h.staff("Anna", ANNA, languages=["en"])
+    await h.staff("Bram", BRAM)
+    await h.chain(("sms", ["Anna"], 60))
+    reports = await _submit(h, range(2))
+    await h.tick()
+    h.expect(("Anna", SMS))
+    pages = {p.report_id: p.id for p in await _pages(h)}
+    # Bram takes the first between Anna's choice of candidates and her acceptance.
+    assert (await h.ack(reports[0].id, "Bram")).status_code == 200
+
+    async with h.container.db.begin() as session:
+        result = await inbound.accept_first(
+            session,
+            page_ids=[pages[reports[0].id], pages[reports[1].id]],
+            now=h.clock.now(),
+            via="SMS reply",
+        )
+
+    assert result.won
+    assert result.report.id == reports[1].id
+
+
 async def test_ack_with_a_reference_still_takes_exactly_that_report(h: Harness) -> None:
     await h.staff("Anna", ANNA, languages=["en"])
     await h.chain(("sms", ["Anna"], 60))
@@ -280,6 +305,21 @@ async def test_a_failed_bundle_fails_every_page_in_it_and_each_report_moves_on(
     await bram.deliver()
     states = Counter(p.state for p in await _pages(tw.h, Page.channel == SMS))
     assert states == {"failed": 3, "delivered": 3}
+
+
+async def test_a_rejected_bundle_fails_every_page_in_it(h: Harness) -> None:
+    await h.staff("Anna", ANNA)
+    await h.staff("Bram", BRAM)
+    await h.chain(("sms", ["Anna"], 60), ("sms", ["Bram"], 60))
+    h.sender.script(FAILS_PERMANENTLY, channel=SMS)
+    reports = await _submit(h, range(3))
+
+    await h.tick()  # no clock movement: every report falls back at once
+
+    (message,) = h.expect(("Bram", SMS))
+    assert _count(message) == 3
+    for report in reports:
+        assert types(await h.get(report.id)).count("page_failed") == 1
 
 
 async def test_a_bundle_that_meets_a_temporary_error_is_retried_whole(h: Harness) -> None:
