@@ -115,7 +115,7 @@ async def test_sms_reply_with_a_reference_picks_that_report(tw: Twilio) -> None:
     assert (await tw.h.get(str(first["id"])))["acknowledged_by"] is None
     await tw.h.tick()
     await tw.fake.expect_participant(to=ANNA)
-    await tw.fake.expect_participant(to=CUSTOMER)
+    await tw.fake.expect_participant(to=str(second["callback_phone"]))
 
 
 async def test_second_acceptor_hears_who_has_it_and_other_calls_end(tw: Twilio) -> None:

@@ -37,7 +37,7 @@ async def _submit(h: Harness, numbers: range) -> list[Report]:
         stored = []
         for n in numbers:
             data = ReportCreate.model_validate(
-                {"category": "fraud", "callback_phone": f"+3161{n:07d}", "customer_ref": f"c{n}"}
+                {"category": "fraud", "callback_phone": f"+3163{n:07d}", "customer_ref": f"c{n}"}
             )
             report, _ = await report_service.submit(
                 session, data=data, now=h.clock.now(), sla_seconds=600
@@ -415,7 +415,7 @@ async def test_an_iban_in_a_staff_name_never_reaches_the_wire(h: Harness) -> Non
 
 
 async def test_a_wave_of_500_reports_is_bundled_and_nothing_is_lost(h: Harness) -> None:
-    await h.staff("Anna", ANNA, languages=["en"])
+    await h.staff("Anna", ANNA, languages=["en", "nl"])  # English texts; both speak Dutch
     await h.staff("Bram", BRAM)
     await h.chain(("sms", ["Anna", "Bram"], 300))
     start = h.clock.now()
