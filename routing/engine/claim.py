@@ -21,16 +21,15 @@ async def claim(
     model: Any,
     *,
     where: Sequence[ColumnElement[bool]],
-    order_by: Any | Sequence[Any],
+    order_by: Any,
     values: dict[str, Any],
     returning: Sequence[Any],
     limit: int,
 ) -> Sequence[Row[Any]]:
-    order = order_by if isinstance(order_by, list | tuple) else (order_by,)
     due = (
         select(model.id)
         .where(*where)
-        .order_by(*order)
+        .order_by(order_by)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
