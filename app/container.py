@@ -28,6 +28,7 @@ from routing.engine.escalator import Escalator
 from routing.engine.hangup import Hangup
 from routing.engine.messenger import Messenger
 from routing.engine.reconciler import Reconciler
+from routing.page.bundle import PagingLimits
 
 
 @dataclass
@@ -125,7 +126,12 @@ def build(
         clock,
         [
             Escalator(),
-            Dispatcher(registry, clock, link_base=public_url(settings)),
+            Dispatcher(
+                registry,
+                clock,
+                link_base=public_url(settings),
+                limits=PagingLimits(**settings.paging.model_dump()),
+            ),
             Messenger(registry, clock),
             Reconciler(registry),
             Hangup(registry),

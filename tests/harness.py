@@ -12,10 +12,12 @@ import httpx
 from sqlalchemy import func, select
 
 from app.container import Container
-from providers.base import Channel, OutboundPage, OutboundText
+from providers.base import Channel, DeliveryState, DeliveryUpdate, OutboundPage, OutboundText
 from providers.fake import ScriptedSender
 from routing.auth import service as auth_service
 from routing.clock import FakeClock
+from routing.page import service as page_service
+from routing.page.models import Page
 from routing.report.models import Report
 from routing.types import Role
 
@@ -153,6 +155,20 @@ class Harness:
             raise AssertionError("the engine keeps finding due work: a loop that never settles")
         self.clock.set(target)
         await self.tick()
+
+    async def call_ends(self, page: OutboundPage, detail: str = "no-answer") -> None:
+        """A page call ended without a keypress, as the provider's status callback would say
+        (the scripted fake sends no callbacks, so its calls ring until told otherwise)."""
+        async with self.container.db.begin() as session:
+            external_id = await session.scalar(
+                select(Page.external_id).where(Page.id == page.page_id)
+            )
+            await page_service.apply_delivery_update(
+                session,
+                page_id=page.page_id,
+                update_=DeliveryUpdate(external_id or "", DeliveryState.FAILED, detail),
+                now=self.clock.now(),
+            )
 
     async def ack(self, report_id: str, name: str) -> httpx.Response:
         return await self.client.post(f"/v1/reports/{report_id}/ack", headers=self.as_staff(name))

@@ -2,6 +2,9 @@
 
 GET shows the emergency and an Accept button and changes nothing (link scanners open links);
 POST from the button accepts, once. Pages speak the paged staff member's language.
+
+The link of a bundled SMS (several open reports in one message) takes the bundle's report closest
+to its deadline that nobody holds yet; GET shows that one.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from app.web.pages import duration, render
 from app.web.texts import ACK_TEXTS
 from routing.errors import NotFound
 from routing.inbound import service as inbound
-from routing.page import links
+from routing.page import bundle, links
 from routing.page.messages import CATEGORY_NAMES, staff_language
 from routing.page.models import Page
 from routing.report.models import Report
@@ -39,6 +42,12 @@ def _page(state: str, lang: str, status_code: int = 200, **context: Any) -> HTML
         status_code=status_code,
         **context,
     )
+
+
+async def _target(session: AsyncSession, page_id: int) -> list[int]:
+    """The pages this link may take, most urgent first; just its own page when all are taken
+    (which then says who has it)."""
+    return await bundle.pages_to_accept(session, page_id=page_id) or [page_id]
 
 
 async def _context(session: AsyncSession, page_id: int) -> tuple[Page, Report, str]:
@@ -63,7 +72,7 @@ async def show_ack_link(token: str, db: DbDep, now: NowDep) -> HTMLResponse:
             link = await links.look(session, token=token)
         except NotFound:
             return _page("unknown", UNKNOWN_LANGUAGE, 404)
-        page, report, lang = await _context(session, link.page_id)
+        page, report, lang = await _context(session, (await _target(session, link.page_id))[0])
         if link.used_at is not None:
             return _page("used", lang, reference=report.reference)
         if link.expires_at <= now:
@@ -98,7 +107,9 @@ async def use_ack_link(token: str, container: ContainerDep, db: DbDep, now: NowD
             return _page("used", lang, 409, reference=report.reference)
         except links.LinkExpired:
             return _page("expired", lang, 410, reference=report.reference)
-        result = await inbound.accept_page(session, page_id=page.id, now=now, via="ack link")
+        result = await inbound.accept_first(
+            session, page_ids=await _target(session, page.id), now=now, via="ack link"
+        )
     container.engine.trigger()
     if result.report.acknowledged_by_id != page.staff_id:
         return _page(

@@ -1,6 +1,12 @@
 """Sends due pages: claim them (pending → sending, with a lease), commit, call the provider under a
 hard deadline, then record the outcome in a new transaction fenced by the claim.
 
+Claims take the most urgent reports first (earliest deadline). Before the claim commits, the
+per-contact limits decide what goes now (`routing/page/bundle.py`): a call to someone already on
+one waits a few seconds, SMS pages over a person's window wait for a free slot, and several SMS
+pages to one person go out as one bundled message. Every text passes the content guard
+(`routing/guard.py`); what it removes is recorded on the reports, never sent.
+
 A page whose lease ran out while `sending` is never simply re-queued: its worker may have reached
 the provider before it died. It becomes `unknown` and goes to the reconciler.
 """
@@ -26,11 +32,14 @@ from providers.base import (
     TemporaryProviderError,
 )
 from providers.registry import ProviderRegistry, UnsupportedChannel
+from routing.audit import service as audit
+from routing.audit.service import EventType
 from routing.clock import Clock
-from routing.engine.claim import claim
-from routing.page import links
+from routing.guard import scrub
+from routing.page import bundle, links
 from routing.page import service as page_service
-from routing.page.messages import page_text, staff_language
+from routing.page.bundle import PagingLimits, Send
+from routing.page.messages import bundle_text, page_text, staff_language
 from routing.page.models import Page
 from routing.report.models import Report
 from routing.staff.models import Staff
@@ -59,8 +68,10 @@ class Dispatcher:
         reconcile_after: float = 30,
         batch: int = 50,
         link_base: str | None = None,
+        limits: PagingLimits = PagingLimits(1, 5, 900),
     ) -> None:
-        """`link_base`: the public URL that SMS and chat pages' accept links start with."""
+        """`link_base`: the public URL that SMS and chat pages' accept links start with;
+        `limits`: how many calls and SMS one staff member gets (`routing/page/bundle.py`)."""
         assert send_timeout < lease_seconds, "a live send must never outlast its lease"
         self.registry = registry
         self.clock = clock
@@ -69,40 +80,37 @@ class Dispatcher:
         self.reconcile_after = timedelta(seconds=reconcile_after)
         self.batch = batch
         self.link_base = link_base.rstrip("/") if link_base else None
+        self.limits = limits
 
     def due(self) -> Sequence[ScalarSelect[Any]]:
         return [
             select(func.min(Page.due_at)).where(Page.state == "pending").scalar_subquery(),
             select(func.min(Page.lease_until)).where(Page.state == "sending").scalar_subquery(),
+            bundle.orphans_due(),
         ]
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         expired = await self._expire_stale(db, now)
         async with db.begin() as session:
-            rows = await claim(
+            released = await bundle.release_orphans(session, now=now)
+        async with db.begin() as session:
+            looked_at, sends = await bundle.claim_due(
                 session,
-                Page,
-                where=[Page.state == "pending", Page.due_at <= now],
-                order_by=Page.due_at,
-                values={
-                    "state": "sending",
-                    "lease_until": now + self.lease,
-                    "claimed_at": now,
-                    "tries": Page.tries + 1,
-                },
-                returning=[],
+                now=now,
                 limit=self.batch,
+                limits=self.limits,
+                lease_until=now + self.lease,
             )
-            claimed = await self._outbound(session, {row.id: row.fence for row in rows}, now)
+            claimed = await self._outbound(session, sends, now)
         if claimed:
             await asyncio.gather(*(self._send_and_record(db, c) for c in claimed))
-        return expired + len(claimed)
+        return expired + released + looked_at
 
     async def _outbound(
-        self, session: AsyncSession, fences: dict[int, int], now: datetime
+        self, session: AsyncSession, sends: Sequence[Send], now: datetime
     ) -> list[_Claimed]:
-        """What each claimed page says and where it goes, in one query."""
-        if not fences:
+        """What each message says and where it goes, in one query."""
+        if not sends:
             return []
         rows = (
             await session.execute(
@@ -118,31 +126,64 @@ class Dispatcher:
                 )
                 .join(Staff, Staff.id == Page.staff_id)
                 .join(Report, Report.id == Page.report_id)
-                .where(Page.id.in_(fences))
-                .order_by(Page.id)
+                .where(Page.id.in_([send.page_id for send in sends]))
             )
         ).all()
+        by_id = {row.id: row for row in rows}
         claimed = []
-        for row in rows:
+        for send in sends:
+            row = by_id[send.page_id]
             channel = Channel(row.channel)
             to = row.chat_id if channel == Channel.CHAT else row.phone
             if not to:
-                claimed.append(_Claimed(row.id, fences[row.id], None, f"no {channel} address"))
+                claimed.append(_Claimed(row.id, send.fence, None, f"no {channel} address"))
                 continue
             language = staff_language(row.languages)
+            if send.is_bundle:
+                text = bundle_text(language=language, count=len(send.report_ids))
+            else:
+                text = page_text(language=language, category=row.category, reference=row.reference)
+            safe_text, safe_name = scrub(text), scrub(row.name)
+            found = tuple(dict.fromkeys(safe_text.found + safe_name.found))
+            if found:
+                self._blocked(session, send, channel, safe_name.text, found, now)
             page = OutboundPage(
                 page_id=row.id,
                 channel=channel,
                 to=to,
-                staff_name=row.name,
+                staff_name=safe_name.text,
                 language=language,
                 reference=row.reference,
                 category=row.category,
-                text=page_text(language=language, category=row.category, reference=row.reference)
-                + await self._link(session, row.id, channel, now),
+                # The link is appended after the guard: it is our own random token, and a
+                # token that happened to look like an account number must still work.
+                text=safe_text.text + await self._link(session, row.id, channel, now),
             )
-            claimed.append(_Claimed(row.id, fences[row.id], page))
+            claimed.append(_Claimed(row.id, send.fence, page))
         return claimed
+
+    @staticmethod
+    def _blocked(
+        session: AsyncSession,
+        send: Send,
+        channel: Channel,
+        staff_name: str,
+        found: tuple[str, ...],
+        now: datetime,
+    ) -> None:
+        """The guard removed something from a page: say so on every report it covers (what
+        kind, never the removed text itself)."""
+        what = ", ".join(found)
+        for report_id in send.report_ids:
+            audit.record(
+                session,
+                at=now,
+                type=EventType.CONTENT_BLOCKED,
+                report_id=report_id,
+                detail=f"{page_service.describe(channel, staff_name)}: removed {what} before "
+                "sending",
+                data={"page_id": send.page_id, "channel": str(channel), "found": list(found)},
+            )
 
     async def _link(
         self, session: AsyncSession, page_id: int, channel: Channel, now: datetime

@@ -6,12 +6,14 @@ Provider adapters turn webhooks into plain values; these functions decide what t
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from providers.base import Channel
 from routing.audit import service as audit
 from routing.audit.service import EventType
 from routing.bridge import service as bridge
@@ -83,6 +85,21 @@ async def accept_page(
     return Acceptance(report, True, staff.name, language)
 
 
+async def accept_first(
+    session: AsyncSession, *, page_ids: Sequence[int], now: datetime, via: str
+) -> Acceptance:
+    """Accept the first of `page_ids` (most urgent first) whose report nobody holds yet; when
+    every one was taken meanwhile, the last answer says who has it."""
+    assert page_ids, "nothing to accept"
+    result: Acceptance | None = None
+    for page_id in page_ids:
+        result = await accept_page(session, page_id=page_id, now=now, via=via)
+        if result.won:
+            break
+    assert result is not None
+    return result
+
+
 async def staff_by_phone(session: AsyncSession, phone: str) -> list[Staff]:
     return list(await session.scalars(select(Staff).where(Staff.phone == phone)))
 
@@ -92,8 +109,10 @@ async def staff_sms(
 ) -> str | None:
     """A staff member texted us. Returns the reply to send, or None for no reply.
 
-    `1`, `ACK`, `OK`, `JA`, `YES` (any case) accept the most recent open page to that number;
-    `ACK K7Q4M2` picks the report with that reference. STOP turns their SMS pages off.
+    `1`, `ACK`, `OK`, `JA`, `YES` (any case) accept, of the open reports this number was sent
+    an SMS page for in the last hour, the one closest to its deadline (in a wave: the oldest);
+    `ACK K7Q4M2` picks the report with that reference. The reply names the report. STOP turns
+    their SMS pages off.
     """
     words = body.strip().upper().split()
     language = messages.staff_language(staff[0].languages)
@@ -107,17 +126,17 @@ async def staff_sms(
         return None if stopped else messages.text(messages.SMS_RESUMED, language)
     if words[0] not in ACCEPT_WORDS:
         return messages.text(messages.SMS_HELP, language)
+    staff_ids = [s.id for s in staff]
     reference = words[1] if len(words) > 1 else None
-    page = await _page_to_accept(session, [s.id for s in staff], reference)
-    if page is None:
-        return messages.text(messages.SMS_NOTHING_OPEN, language)
-    result = await accept_page(session, page_id=page.id, now=now, via="SMS reply")
+    page_ids = [] if reference else await _sms_pages_by_deadline(session, staff_ids, now)
+    if not page_ids:
+        page = await _page_to_accept(session, staff_ids, reference)
+        if page is None:
+            return messages.text(messages.SMS_NOTHING_OPEN, language)
+        page_ids = [page.id]
+    result = await accept_first(session, page_ids=page_ids, now=now, via="SMS reply")
     category = messages.CATEGORY_NAMES[language].get(result.report.category, "")
-    if result.won:
-        return messages.text(
-            messages.SMS_ACCEPTED, language, reference=result.report.reference, category=category
-        )
-    if result.report.acknowledged_by_id in {s.id for s in staff}:
+    if result.won or result.report.acknowledged_by_id in set(staff_ids):
         return messages.text(
             messages.SMS_ACCEPTED, language, reference=result.report.reference, category=category
         )
@@ -126,11 +145,44 @@ async def staff_sms(
     )
 
 
+# A bare `1` takes an open report from the SMS pages of this long ago at most.
+SMS_REPLY_REACH = timedelta(hours=1)
+# How many candidates a bare `1` tries when others take them at the same moment.
+SMS_REPLY_TRIES = 20
+
+
+async def _sms_pages_by_deadline(
+    session: AsyncSession, staff_ids: list[str], now: datetime
+) -> list[int]:
+    """One SMS page per open report these people were sent in the last hour (alone or in a
+    bundle), the report closest to its deadline first."""
+    rows = (
+        await session.execute(
+            select(Page.id, Page.report_id)
+            .join(Report, Report.id == Page.report_id)
+            .where(
+                Page.staff_id.in_(staff_ids),
+                Page.channel == Channel.SMS,
+                Page.state.in_(("sent", "delivered")),
+                Page.sent_at >= now - SMS_REPLY_REACH,
+                Report.acknowledged_at.is_(None),
+                Report.status != ReportStatus.RESOLVED,
+            )
+            .order_by(Report.deadline_at, Report.id, Page.id.desc())
+            .limit(SMS_REPLY_TRIES * 4)
+        )
+    ).all()
+    by_report: dict[str, int] = {}
+    for row in rows:
+        by_report.setdefault(row.report_id, row.id)
+    return list(by_report.values())[:SMS_REPLY_TRIES]
+
+
 async def _page_to_accept(
     session: AsyncSession, staff_ids: list[str], reference: str | None
 ) -> Page | None:
-    """The most recent page to these people whose report is still open; failing that, the most
-    recent one at all (so a late reply learns who has it)."""
+    """The most recent page to these people (with that reference, if given) whose report is
+    still open; failing that, the most recent one at all (so a late reply learns who has it)."""
     query = (
         select(Page)
         .join(Report, Report.id == Page.report_id)

@@ -3,6 +3,9 @@
 The token is random (256 bits) and only its SHA-256 is stored. It is bound to one page (so to
 one report and one staff member), expires, and works once. Opening it (GET) changes nothing: link
 scanners in mail and SMS apps open links; only the Accept button (POST) accepts.
+
+A bundled SMS carries one link, made for its carrier page: it takes the bundle's open report
+closest to its deadline (`bundle.pages_to_accept`).
 """
 
 from __future__ import annotations

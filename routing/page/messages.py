@@ -24,6 +24,13 @@ PAGE_TEXT = {
 }
 
 
+# One SMS for several open reports (a wave): how many, and that `1` takes the most urgent.
+BUNDLE_TEXT = {
+    "nl": "SOS: {count} open noodmeldingen, antwoord 1 om de oudste aan te nemen.",
+    "en": "SOS: {count} open emergencies, reply 1 to take the oldest.",
+}
+
+
 def staff_language(languages: list[str]) -> str:
     return next((lang for lang in languages if lang in PAGE_TEXT), "nl")
 
@@ -32,6 +39,10 @@ def page_text(*, language: str, category: str, reference: str) -> str:
     lang = language if language in PAGE_TEXT else "nl"
     name = CATEGORY_NAMES[lang].get(category, category)
     return PAGE_TEXT[lang].format(category=name, reference=reference)
+
+
+def bundle_text(*, language: str, count: int) -> str:
+    return BUNDLE_TEXT[_lang(language)].format(count=count)
 
 
 def _lang(language: str) -> str:
@@ -74,8 +85,8 @@ SMS_NOTHING_OPEN = {
     "en": "There is no open report waiting for you.",
 }
 SMS_HELP = {
-    "nl": "Antwoord 1 om de laatste melding aan te nemen, of ACK gevolgd door de referentie.",
-    "en": "Reply 1 to accept the latest report, or ACK followed by its reference.",
+    "nl": "Antwoord 1 om de oudste open melding aan te nemen, of ACK gevolgd door de referentie.",
+    "en": "Reply 1 to accept the oldest open report, or ACK followed by its reference.",
 }
 SMS_RESUMED = {
     "nl": "SMS-meldingen staan weer aan.",

@@ -127,13 +127,16 @@ def _page_event(
 
 
 def _data(page: Page, staff: Staff) -> dict[str, object]:
-    return {
+    data: dict[str, object] = {
         "page_id": page.id,
         "channel": page.channel,
         "step": page.step_no,
         "attempt": page.attempt_no,
         "staff": {"id": staff.id, "name": staff.name},
     }
+    if page.bundle_id is not None:
+        data["bundle_id"] = page.bundle_id
+    return data
 
 
 async def _load(session: AsyncSession, page_id: int) -> tuple[Page, Staff]:
@@ -166,6 +169,8 @@ async def record_sent(
     now: datetime,
     from_state: str = "sending",
 ) -> None:
+    """The provider took the page. When it carried a bundle, every page riding along was sent in
+    the same message: each gets the same state and external id, and its own timeline event."""
     if not await _fenced(
         session,
         page_id,
@@ -179,16 +184,42 @@ async def record_sent(
     ):
         return
     page, staff = await _load(session, page_id)
+    riders: list[Page] = []
+    if page.bundle_id == page.id:
+        await session.execute(
+            update(Page)
+            .where(Page.bundle_id == page.id, Page.id != page.id, Page.state == "sending")
+            .values(
+                state="sent", provider=result.provider, external_id=result.external_id, sent_at=now
+            )
+            .execution_options(synchronize_session=False)
+        )
+        riders = await _riders(session, page, ("sent",))
     if page.channel == Channel.VOICE:
         acked = await session.scalar(
             select(Report.acknowledged_at).where(Report.id == page.report_id)
         )
         if acked is not None:
             page.hangup_due_at = now  # it rang after someone accepted: end it
-    late = " (late)" if page.is_late else ""
-    _page_event(session, page, staff, EventType.PAGE_SENT, f" sent{late}", now)
+    bundled = f" (one message for {len(riders) + 1} reports)" if riders else ""
+    for sent in (page, *riders):
+        late = " (late)" if sent.is_late else ""
+        _page_event(session, sent, staff, EventType.PAGE_SENT, f" sent{late}{bundled}", now)
     if result.state != DeliveryState.SENT:
-        await _apply(session, page, staff, result.state, result.detail, now)
+        for sent in (page, *riders):
+            if sent.state == "sent":  # a failed carrier has failed its riders already
+                await _apply(session, sent, staff, result.state, result.detail, now)
+
+
+async def _riders(session: AsyncSession, carrier: Page, states: tuple[str, ...]) -> list[Page]:
+    """The pages that rode along in the message `carrier` carried, in the given states."""
+    rows = await session.scalars(
+        select(Page)
+        .where(Page.bundle_id == carrier.id, Page.id != carrier.id, Page.state.in_(states))
+        .order_by(Page.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
 
 
 async def record_failure(
@@ -244,11 +275,15 @@ async def record_unknown(
 async def apply_delivery_update(
     session: AsyncSession, *, page_id: int, update_: DeliveryUpdate, now: datetime
 ) -> None:
-    """A later word from the provider. States only move forward; a terminal state stays."""
+    """A later word from the provider. States only move forward; a terminal state stays. A word
+    about a bundle's carrier is about every page in that message."""
     page, staff = await _load(session, page_id)
-    if page.state not in ("sent", "delivered", "unknown"):
-        return
-    await _apply(session, page, staff, update_.state, update_.detail, now)
+    pages = [page]
+    if page.bundle_id == page.id:
+        pages += await _riders(session, page, ("sent", "delivered", "unknown"))
+    for each in pages:
+        if each.state in ("sent", "delivered", "unknown"):
+            await _apply(session, each, staff, update_.state, update_.detail, now)
 
 
 async def _apply(
@@ -269,12 +304,23 @@ async def _apply(
 async def _fail(
     session: AsyncSession, page: Page, staff: Staff, detail: str, now: datetime
 ) -> None:
-    page.state, page.error, page.finished_at, page.lease_until = "failed", detail[:200], now, None
-    _page_event(session, page, staff, EventType.PAGE_FAILED, f" failed: {detail}", now)
+    """The page failed; a bundle's carrier fails every page that rode along with it, and each
+    page's step falls back like a single failed page."""
+    riders: list[Page] = []
+    if page.bundle_id == page.id:
+        riders = await _riders(session, page, ("sending", "sent", "delivered", "unknown"))
+    for failed in (page, *riders):
+        failed.state, failed.error, failed.finished_at = "failed", detail[:200], now
+        failed.lease_until = None
+        _page_event(session, failed, staff, EventType.PAGE_FAILED, f" failed: {detail}", now)
     await session.flush()
-    await fall_back_if_step_failed(
-        session, report_id=page.report_id, ref=StepRef(page.step_no, page.attempt_no), now=now
-    )
+    for failed in (page, *riders):
+        await fall_back_if_step_failed(
+            session,
+            report_id=failed.report_id,
+            ref=StepRef(failed.step_no, failed.attempt_no),
+            now=now,
+        )
 
 
 async def fall_back_if_step_failed(
