@@ -182,7 +182,12 @@ class Dispatcher:
                 report_id=report_id,
                 detail=f"{page_service.describe(channel, staff_name)}: removed {what} before "
                 "sending",
-                data={"page_id": send.page_id, "channel": str(channel), "found": list(found)},
+                data={
+                    "page_id": send.page_id,
+                    "channel": str(channel),
+                    "found": list(found),
+                    "where": f"a {channel} page",
+                },
             )
 
     async def _link(

@@ -381,6 +381,7 @@ async def test_riders_go_out_again_when_their_unknown_carrier_is_accepted_meanwh
     assert _count(message) == 2
     states = Counter(p.state for p in await _pages(h))
     assert states == {"canceled": 1, "sent": 2}
+    h.expect_accepted_text(reports[0], by="Bram")
 
 
 # --- the content guard --------------------------------------------------------------------------
@@ -454,6 +455,7 @@ async def test_a_wave_of_500_reports_is_bundled_and_nothing_is_lost(h: Harness) 
         assert report.deadline_at <= min(by_id[i].deadline_at for i in still_open)
         accepted.append(report.id)
         await h.advance(4)
+        h.expect_accepted_text(report, by="Anna" if phone == ANNA else "Bram")
     h.expect_none()
 
     # The window frees a slot 900 s after the first message: one bundle covers every waiting page.
@@ -476,6 +478,8 @@ async def test_a_wave_of_500_reports_is_bundled_and_nothing_is_lost(h: Harness) 
     (linked,) = await _acknowledged_since(h, set(accepted))
     accepted.append(linked)
     assert linked == first_waiting.id
+    await h.tick()
+    h.expect_accepted_text(by_id[late], by_id[linked], by="Anna")
 
     await h.advance(3600)
     h.expect_none()
