@@ -8,7 +8,7 @@ from routing.db import Base
 from routing.inbound.models import InboundMessage, SosCall
 from routing.notify.models import OutboundMessage, PhoneVerification
 from routing.page.models import AckLink, EscalationTimer, Page
-from routing.report.models import IdempotencyKey, Report
+from routing.report.models import IdempotencyKey, Report, StatusToken
 from routing.rota.models import Schedule, ScheduleOverride
 from routing.staff.models import Staff
 
@@ -31,4 +31,5 @@ __all__ = [
     "SosCall",
     "Staff",
     "StaffSession",
+    "StatusToken",
 ]

@@ -64,7 +64,8 @@ async def create_report(
     idempotency_key: IdempotencyKey = None,
 ) -> ReportRead:
     """Report an emergency. A 201 means it is stored and staff paging has started; the response
-    carries the customer's status page URL once. A customer with an open case (same customer_ref
+    carries a status page URL for the customer (a fresh one in every response; earlier ones keep
+    working). A customer with an open case (same customer_ref
     or phone) joins it: 200, the case, its promise clock unchanged."""
     settings = container.settings
     async with db.begin() as session:
@@ -77,12 +78,9 @@ async def create_report(
             token_id=client.token_id,
             idempotency_key=idempotency_key,
         )
-        token = (
-            await status.new_status_token(session, report) if outcome == Intake.CREATED else None
-        )
+        token = await status.new_status_token(session, report, now=now)
         view = await report_service.view(session, report)
-    if token:
-        view.status_url = f"{public_url(settings)}/status/{token}"
+    view.status_url = f"{public_url(settings)}/status/{token}"
     if outcome == Intake.REPLAYED:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

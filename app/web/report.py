@@ -275,7 +275,7 @@ async def submit_report(
             channel="web",
             idempotency_key=_idempotency_key(cookie, data, now, sla),
         )
-        token = await status.new_status_token(session, report)
+        token = await status.new_status_token(session, report, now=now)
     container.engine.trigger()
     return RedirectResponse(f"/status/{token}", status_code=303, headers=SECURITY_HEADERS)
 

@@ -163,6 +163,27 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("phone_verified_at", routing.db.UTCDateTime(timezone=True), nullable=True)
         )
+    # Status page tokens move to their own table: a case may have several (app and web).
+    op.create_table(
+        "status_tokens",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("report_id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", routing.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["report_id"], ["reports.id"], name=op.f("fk_status_tokens_report_id_reports")
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_status_tokens")),
+    )
+    with op.batch_alter_table("status_tokens", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_status_tokens_report_id"), ["report_id"], unique=False)
+    op.execute(
+        "INSERT INTO status_tokens (token_hash, report_id, created_at) "
+        "SELECT status_token_hash, id, received_at FROM reports "
+        "WHERE status_token_hash IS NOT NULL"
+    )
+    with op.batch_alter_table("reports", schema=None) as batch_op:
+        batch_op.drop_constraint("uq_reports_status_token_hash", type_="unique")
+        batch_op.drop_column("status_token_hash")
 
 
 def downgrade() -> None:
@@ -211,3 +232,13 @@ def downgrade() -> None:
     op.drop_table("schedule_overrides")
     op.drop_table("phone_verifications")
     op.drop_table("schedules")
+    with op.batch_alter_table("reports", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("status_token_hash", sa.String(length=64), nullable=True))
+        batch_op.create_unique_constraint("uq_reports_status_token_hash", ["status_token_hash"])
+    op.execute(
+        "UPDATE reports SET status_token_hash = (SELECT max(token_hash) FROM status_tokens "
+        "WHERE status_tokens.report_id = reports.id)"
+    )
+    with op.batch_alter_table("status_tokens", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_status_tokens_report_id"))
+    op.drop_table("status_tokens")

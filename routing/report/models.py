@@ -34,8 +34,6 @@ class Report(Base):
     # The chain as it was when the report arrived (None: no chain was configured).
     chain: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_by_token_id: Mapped[str | None] = mapped_column(String(36))
-    # SHA-256 of the secret in the customer's status page URL (/status/{token}), if one was made.
-    status_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # The customer asked to be called at this time: the chain starts then, the promise counts
     # from then.
     callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -64,4 +62,15 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     # No foreign key: the key row is written first, so a conflicting request writes nothing else.
     report_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StatusToken(Base):
+    """The SHA-256 of a secret in a customer's status page URL (/status/{token}). A case may have
+    several: one per contact that made one (the app, then the web form), and all keep working."""
+
+    __tablename__ = "status_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    report_id: Mapped[str] = mapped_column(ForeignKey("reports.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -69,6 +69,7 @@ class ReportRead(BaseModel):
     timeline: list[TimelineEntry]
     status_url: str | None = Field(
         None,
-        description="the customer's live status page; only in the response that created the "
-        "report (only a hash of its secret is stored)",
+        description="the customer's live status page; only in the response to POST /v1/reports "
+        "(only a hash of its secret is stored; each response has a fresh link, earlier ones keep "
+        "working)",
     )

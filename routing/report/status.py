@@ -1,7 +1,7 @@
 """The customer's status page: an unguessable per-report token, and what the customer may see.
 
 The token is random (256 bits, 43 URL-safe characters) and handed out once; only its SHA-256 is
-stored (`Report.status_token_hash`), so a database reader cannot open anyone's status page.
+stored (`StatusToken.token_hash`), so a database reader cannot open anyone's status page.
 What the customer sees (`customer_view`) holds nothing the customer did not enter themselves,
 and of the staff only the first name of the person who accepted.
 """
@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from routing.report.models import Report
+from routing.report.models import Report, StatusToken
 from routing.staff.models import Staff
 from routing.types import ReportStatus
 
@@ -52,11 +52,12 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def new_status_token(session: AsyncSession, report: Report) -> str:
+async def new_status_token(session: AsyncSession, report: Report, *, now: datetime) -> str:
     """Give `report` a fresh status token and return it; only its hash is stored (flushed, not
-    committed). A second call replaces the first token, which then stops working."""
+    committed). Earlier tokens of the report keep working (a customer who reported in the app and
+    then on the web has two links to one case)."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    report.status_token_hash = hash_token(token)
+    session.add(StatusToken(token_hash=hash_token(token), report_id=report.id, created_at=now))
     await session.flush()
     return token
 
@@ -66,7 +67,9 @@ async def find_by_status_token(session: AsyncSession, token: str) -> Report | No
     if len(token) not in TOKEN_LENGTHS:
         return None
     found: Report | None = await session.scalar(
-        select(Report).where(Report.status_token_hash == hash_token(token))
+        select(Report)
+        .join(StatusToken, StatusToken.report_id == Report.id)
+        .where(StatusToken.token_hash == hash_token(token))
     )
     return found
 

@@ -6,8 +6,10 @@ import hashlib
 import re
 from typing import Any
 
+from sqlalchemy import select
+
 from routing.report import status
-from routing.report.models import Report
+from routing.report.models import Report, StatusToken
 from tests.harness import SMS, Harness
 from tests.web.test_report_form import filled, open_form, send
 
@@ -148,9 +150,32 @@ async def test_the_token_is_long_and_only_its_hash_is_stored(h: Harness) -> None
     token = await submit(h)
     assert len(token) >= 43
     report = await report_for(h, token)
-    assert report.status_token_hash == hashlib.sha256(token.encode()).hexdigest()
+    async with h.container.db() as session:
+        kept = (await session.scalars(select(StatusToken))).all()
+    assert [(t.token_hash, t.report_id) for t in kept] == [
+        (hashlib.sha256(token.encode()).hexdigest(), report.id)
+    ]
     stored = [getattr(report, c.key) for c in Report.__table__.columns]
     assert all(token not in str(value) for value in stored)
+
+
+async def test_a_customer_who_reports_in_the_app_and_then_on_the_web_keeps_both_links(
+    h: Harness,
+) -> None:
+    created = await h.client.post(
+        "/v1/reports",
+        json={"category": "fraud", "callback_phone": "06 55500011"},
+        headers=h.app,
+    )
+    assert created.status_code == 201
+    app_link = created.json()["status_url"]
+    assert app_link.startswith("http://127.0.0.1:8000/status/")
+    web_token = await submit(h, callback_phone="06 55500011")  # joins the open case
+
+    app_token = app_link.rsplit("/", 1)[1]
+    assert (await report_for(h, web_token)).id == created.json()["id"]
+    assert (await report_for(h, app_token)).id == created.json()["id"]
+    assert (await h.client.get(app_link.removeprefix("http://127.0.0.1:8000"))).status_code == 200
 
 
 async def test_the_page_keeps_the_token_to_itself_and_ships_its_own_script(h: Harness) -> None:
