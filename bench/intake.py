@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,11 @@ async def open_loop(
     url: str,
     rate: float,
     seconds: float,
+    body: Callable[[int], dict[str, Any]] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Fire requests on a fixed schedule; latency counts from when each request was due."""
+    """Fire requests on a fixed schedule; latency counts from when each request was due.
+    `body(i)` gives the i-th request's JSON body."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     total = int(rate * seconds)
@@ -86,7 +89,8 @@ async def open_loop(
         if delay > 0:
             await asyncio.sleep(delay)
         try:
-            r = await client.request(method, url, **kwargs)
+            json = body(i) if body else kwargs.get("json")
+            r = await client.request(method, url, **{**kwargs, "json": json})
             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
         except httpx.HTTPError:
             statuses[0] = statuses.get(0, 0) + 1
@@ -167,7 +171,8 @@ async def one_run(db: str, rate: float, seconds: float) -> dict[str, Any]:
                     rate,
                     seconds,
                     headers={"Authorization": f"Bearer {token}"},
-                    json={"category": "fraud", "callback_phone": "0612345678"},
+                    # A different customer each time: one customer's reports join one case.
+                    body=lambda i: {"category": "fraud", "callback_phone": f"06{20000000 + i}"},
                 )
             await asyncio.sleep(2)
             first = await first_page_latencies(url)
