@@ -153,8 +153,6 @@ async def step_over(
         .values(state="pending", due_at=now + timedelta(seconds=step.wait_seconds))
         .execution_options(synchronize_session=False)
     )
-    if all(p.state == "failed" for p in released):
-        await page_service.fall_back_if_step_failed(session, report_id=report.id, ref=ref, now=now)
 
 
 async def advance(

@@ -44,6 +44,13 @@ class Report(Base):
     # How many customer contacts joined this case (a second report, call or SMS while it is open).
     contacts: Mapped[int] = mapped_column(Integer, default=1)
 
+    def handled_at(self) -> datetime:
+        """When a colleague last handled the case: resolved it, else accepted it (it must have
+        been accepted)."""
+        handled = self.resolved_at or self.acknowledged_at
+        assert handled is not None
+        return handled
+
     __table_args__ = (
         Index("ix_reports_received_at", "received_at"),
         Index("ix_reports_callback_phone", "callback_phone"),

@@ -111,7 +111,7 @@ async def submit(
         _check_callback_time(data.callback_at, now, field="callback_at")
 
     await _lock_customer(session, data)
-    case = await _open_case(session, data)
+    case, previous_helper = await _customer_history(session, data, now)
     if case is not None:
         await _join(
             session,
@@ -147,7 +147,7 @@ async def submit(
         callback_at=data.callback_at,
         attempt_base=0,
         contacts=1,
-        previous_helper_id=await _previous_helper(session, data, now),
+        previous_helper_id=previous_helper,
         is_exhausted=False,
         chain=chain_service.snapshot(chain) if chain else None,
         created_by_token_id=token_id,
@@ -210,32 +210,31 @@ async def _lock_customer(session: AsyncSession, data: ReportCreate) -> None:
             )
 
 
-async def _open_case(session: AsyncSession, data: ReportCreate) -> Report | None:
+async def _customer_history(
+    session: AsyncSession, data: ReportCreate, now: datetime
+) -> tuple[Report | None, str | None]:
+    """In one query: the customer's open case (the oldest, locked), and who handled their case in
+    the last 24 hours (accepted, or resolved, since then)."""
     matches = _customer_matches(data)
     if not matches:
-        return None
-    return await session.scalar(
-        select(Report)
-        .where(or_(*matches), Report.status != ReportStatus.RESOLVED)
-        .order_by(Report.received_at, Report.id)
-        .limit(1)
-        .with_for_update()
-    )
-
-
-async def _previous_helper(session: AsyncSession, data: ReportCreate, now: datetime) -> str | None:
-    """Who handled this customer's case in the last 24 hours (accepted, or resolved, since then)."""
-    matches = _customer_matches(data)
-    if not matches:
-        return None
+        return None, None
     handled = func.coalesce(Report.resolved_at, Report.acknowledged_at)
-    helper: str | None = await session.scalar(
-        select(Report.acknowledged_by_id)
-        .where(or_(*matches), Report.acknowledged_by_id.is_not(None), handled >= now - STICKY)
-        .order_by(handled.desc())
-        .limit(1)
-    )
-    return helper
+    rows = (
+        await session.scalars(
+            select(Report)
+            .where(
+                or_(*matches),
+                or_(Report.status != ReportStatus.RESOLVED, handled >= now - STICKY),
+            )
+            .order_by(Report.received_at, Report.id)
+            .limit(20)
+            .with_for_update()
+        )
+    ).all()
+    case = next((r for r in rows if r.status != ReportStatus.RESOLVED), None)
+    recent = [r for r in rows if r.acknowledged_by_id and r.handled_at() >= now - STICKY]
+    helper = max(recent, key=lambda r: r.handled_at()).acknowledged_by_id if recent else None
+    return case, helper
 
 
 async def _join(
