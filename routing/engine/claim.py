@@ -43,6 +43,22 @@ async def claim(
     return (await session.execute(stmt)).all()
 
 
+async def lost_sends(
+    session: AsyncSession, model: Any, *, now: datetime, limit: int
+) -> Sequence[Row[Any]]:
+    """Rows of `model` (pages, texts) still `sending` after their lease ran out: the worker died
+    mid-send, so the provider may have them. Locked (skipping rows another engine holds);
+    `(id, fence)` each, for a fenced "outcome unknown"."""
+    return (
+        await session.execute(
+            select(model.id, model.fence)
+            .where(model.state == "sending", model.lease_until < now)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+
+
 def seconds_late(due_at: datetime, now: datetime, *, slack: float) -> float:
     """How late a row fires, or 0 when within `slack` (normal claim latency is not lateness)."""
     late = (now - due_at).total_seconds()

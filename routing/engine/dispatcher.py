@@ -35,6 +35,7 @@ from providers.registry import ProviderRegistry, UnsupportedChannel
 from routing.audit import service as audit
 from routing.audit.service import EventType
 from routing.clock import Clock
+from routing.engine.claim import lost_sends
 from routing.guard import scrub
 from routing.page import bundle, links
 from routing.page import service as page_service
@@ -257,14 +258,7 @@ class Dispatcher:
     async def _expire_stale(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         """Pages still `sending` past their lease: their worker died mid-send."""
         async with db.begin() as session:
-            stale = (
-                await session.execute(
-                    select(Page.id, Page.fence)
-                    .where(Page.state == "sending", Page.lease_until < now)
-                    .limit(self.batch)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            stale = await lost_sends(session, Page, now=now, limit=self.batch)
             for row in stale:
                 await page_service.record_unknown(
                     session,

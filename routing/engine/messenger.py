@@ -29,7 +29,7 @@ from providers.base import (
 )
 from providers.registry import ProviderRegistry, UnsupportedChannel
 from routing.clock import Clock
-from routing.engine.claim import claim
+from routing.engine.claim import claim, lost_sends
 from routing.notify import delivery
 from routing.notify.models import OutboundMessage
 
@@ -152,14 +152,7 @@ class Messenger:
         """Texts still `sending` past their lease: their worker died mid-send. The text may have
         gone out, so it becomes `unknown`, never pending again."""
         async with db.begin() as session:
-            stale = (
-                await session.execute(
-                    select(OutboundMessage.id, OutboundMessage.fence)
-                    .where(OutboundMessage.state == "sending", OutboundMessage.lease_until < now)
-                    .limit(self.batch)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            stale = await lost_sends(session, OutboundMessage, now=now, limit=self.batch)
             for row in stale:
                 await delivery.record_unknown(
                     session,

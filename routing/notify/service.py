@@ -58,9 +58,23 @@ async def _first_of(session: AsyncSession, report_id: str, kind: str) -> Outboun
     return found
 
 
-def _customer_sms_number(report: Report) -> str | None:
-    """The customer's number if an SMS can reach it (not a landline, not "anonymous")."""
-    return report.callback_phone if can_receive_sms(report.callback_phone) else None
+async def _text_customer(
+    session: AsyncSession, report: Report, *, kind: str, body: str, now: datetime
+) -> OutboundMessage | None:
+    """Queue an SMS to the report's customer, in the report's language; `None` when no SMS
+    reaches their number (a landline, a withheld caller id)."""
+    if not can_receive_sms(report.callback_phone):
+        return None
+    return await queue(
+        session,
+        kind=kind,
+        channel=SMS,
+        to=report.callback_phone,
+        language=report.language,
+        body=body,
+        now=now,
+        report_id=report.id,
+    )
 
 
 async def queue_receipt(
@@ -74,24 +88,12 @@ async def queue_receipt(
     earlier = await _first_of(session, report.id, RECEIPT)
     if earlier is not None:
         return earlier
-    to = _customer_sms_number(report)
-    if to is None:
-        return None
     body = texts.receipt(
         language=report.language,
         reference=report.reference,
         minutes_promised=texts.promise_minutes(report.received_at, report.deadline_at),
     )
-    return await queue(
-        session,
-        kind=RECEIPT,
-        channel=SMS,
-        to=to,
-        language=report.language,
-        body=body,
-        now=now,
-        report_id=report.id,
-    )
+    return await _text_customer(session, report, kind=RECEIPT, body=body, now=now)
 
 
 async def queue_accepted(
@@ -103,25 +105,13 @@ async def queue_accepted(
     earlier = await _first_of(session, report.id, ACCEPTED)
     if earlier is not None:
         return earlier
-    to = _customer_sms_number(report)
-    if to is None:
-        return None
     body = texts.accepted(
         language=report.language,
         reference=report.reference,
         staff_name=staff.name,
         category=report.category,
     )
-    return await queue(
-        session,
-        kind=ACCEPTED,
-        channel=SMS,
-        to=to,
-        language=report.language,
-        body=body,
-        now=now,
-        report_id=report.id,
-    )
+    return await _text_customer(session, report, kind=ACCEPTED, body=body, now=now)
 
 
 async def queue_callback_confirmation(
@@ -142,19 +132,7 @@ async def queue_callback_confirmation(
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValidationFailed(f"unknown time zone {time_zone!r}", field="time_zone") from exc
     await cancel_for_report(session, report_id=report.id, now=now, kinds=[CALLBACK])
-    to = _customer_sms_number(report)
-    if to is None:
-        return None
-    return await queue(
-        session,
-        kind=CALLBACK,
-        channel=SMS,
-        to=to,
-        language=report.language,
-        body=body,
-        now=now,
-        report_id=report.id,
-    )
+    return await _text_customer(session, report, kind=CALLBACK, body=body, now=now)
 
 
 async def cancel_for_report(
