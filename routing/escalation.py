@@ -47,13 +47,9 @@ async def people_for(
 ) -> list[list[Staff]]:
     """The step's people in tiers, best first. `first`: the report's first step, where the
     colleague who helped this customer before is paged even if the step does not name them."""
-    ids = list(step.targets)
-    if step.schedules:
-        on_call = await rota_service.on_call(session, step.schedules, now)
-        ids += [i for schedule_id in step.schedules for i in on_call.get(schedule_id, [])]
+    ids = await _step_staff_ids(session, step, now)
     if first and report.previous_helper_id:
-        ids.insert(0, report.previous_helper_id)
-    ids = list(dict.fromkeys(ids))
+        ids = list(dict.fromkeys([report.previous_helper_id, *ids]))
     staff = await staff_service.find_many(session, ids)
     present = [staff[i] for i in ids if i in staff]
     if len(present) < 2 and not report.previous_helper_id:
@@ -78,6 +74,15 @@ async def people_for(
             data={"tiers": [[c.staff_id for c in tier] for tier in tiers]},
         )
     return [[staff[c.staff_id] for c in tier] for tier in tiers]
+
+
+async def _step_staff_ids(session: AsyncSession, step: Step, now: datetime) -> list[str]:
+    """The step's staff, then whoever is on call in its schedules at `now`; each once, in order."""
+    ids = list(step.targets)
+    if step.schedules:
+        on_call = await rota_service.on_call(session, step.schedules, now)
+        ids += [i for schedule_id in step.schedules for i in on_call.get(schedule_id, [])]
+    return list(dict.fromkeys(ids))
 
 
 async def _busy(session: AsyncSession, staff_ids: list[str], report_id: str) -> set[str]:
@@ -212,12 +217,9 @@ async def all_hands(
     assert report.chain is not None
     ref = StepRef(ALL_HANDS_STEP, report.attempt_base)
     step = planner.step_at(report.chain, ref)
-    ids = list(step.targets)
-    if step.schedules:
-        on_call = await rota_service.on_call(session, step.schedules, now)
-        ids += [i for schedule_id in step.schedules for i in on_call.get(schedule_id, [])]
+    ids = await _step_staff_ids(session, step, now)
     staff = await staff_service.find_many(session, ids)
-    people = [staff[i] for i in dict.fromkeys(ids) if i in staff]
+    people = [staff[i] for i in ids if i in staff]
     left = max(0.0, (report.deadline_at - now).total_seconds())
     late = f", late by {late_seconds:.0f} s" if late_seconds else ""
     audit.record(
