@@ -58,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     migrate.upgrade(settings.database_url)
     if settings.seed_demo:
         asyncio.run(_seed_if_empty(settings))
-    app = create_app(build(settings))
+    app = create_app(build(settings), run_engine=not args.no_engine)
     uvicorn.run(
         app,
         host=args.host if args.host is not None else settings.host,
@@ -76,6 +76,7 @@ async def _run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, container.engine.stop)
     try:
+        await container.start_engine()
         await container.engine.run_forever()
     finally:
         await container.close()
@@ -223,6 +224,11 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API and the escalation engine")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--no-engine",
+        action="store_true",
+        help="serve the API only and leave paging to `sos-router worker` processes",
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run only the escalation engine")

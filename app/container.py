@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, create_sessionmaker
 from app.settings import Settings
+from app.wake import PostgresWake
 from providers.base import Channel, MessageSender
 from providers.registry import ProviderRegistry, UnsupportedChannel
 from providers.simulated import SimulatedPhones
@@ -43,6 +44,13 @@ class Container:
     twilio: TwilioConfig | None = None
     # Signs CSRF tokens and session cookies (from SOS_SECRET_KEY, else random per process).
     secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    # On PostgreSQL: wake-up hints between this process's engine and the others'.
+    wake: PostgresWake | None = None
+
+    async def start_engine(self) -> None:
+        """Before running the engine loop: listen for other processes' hints."""
+        if self.wake is not None:
+            await self.wake.start()
 
     @property
     def simulator(self) -> SimulatedPhones | None:
@@ -55,6 +63,8 @@ class Container:
 
     async def close(self) -> None:
         self.engine.stop()
+        if self.wake is not None:
+            await self.wake.stop()
         await self.db_engine.dispose()
 
 
@@ -142,4 +152,7 @@ def build(
     twilio = twilio_config(settings) if settings.twilio.enabled else None
     configured = settings.secret_key.get_secret_value().encode()
     secret_key = configured or secrets.token_bytes(32)
-    return Container(settings, db_engine, db, clock, registry, engine, senders, twilio, secret_key)
+    wake = None if settings.is_sqlite else PostgresWake(settings.database_url, engine)
+    return Container(
+        settings, db_engine, db, clock, registry, engine, senders, twilio, secret_key, wake
+    )

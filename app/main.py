@@ -25,7 +25,10 @@ async def _to_sign_in(_: Request, __: Exception) -> Response:
 def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(container.engine.run_forever()) if run_engine else None
+        task = None
+        if run_engine:
+            await container.start_engine()
+            task = asyncio.create_task(container.engine.run_forever())
         try:
             yield
         finally:
@@ -33,7 +36,7 @@ def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(task, 10)
-            await container.db_engine.dispose()
+            await container.close()
 
     app = FastAPI(
         title="sos-router",

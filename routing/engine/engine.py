@@ -1,8 +1,10 @@
 """The engine loop: run every module on everything due, then sleep until the next due row.
 
 Sleep is capped (1 s by default), and `trigger()` wakes the loop at once, which intake does after
-it commits, so the first page never waits for a poll. Hints only save time; the rows are the truth,
-so a lost wake-up costs at most the cap.
+it commits, so the first page never waits for a poll. `trigger()` also passes the hint to the
+engines of other processes through `announce` (on PostgreSQL a debounced NOTIFY, `app/wake.py`);
+a hint from elsewhere arrives as `wake()`. Hints only save time; the rows are the truth, so a lost
+wake-up costs at most the cap.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -52,9 +54,18 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = False
         self.last_tick_at: datetime | None = None
+        # Tells the engines of other processes that work may be due (set by app/).
+        self.announce: Callable[[], None] | None = None
 
     def trigger(self) -> None:
-        """Ask the loop to look for due work now (cheap, coalescing, safe from any task)."""
+        """Ask this loop, and the other processes' loops, to look for due work now (cheap,
+        coalescing, safe from any task)."""
+        self._wake.set()
+        if self.announce is not None:
+            self.announce()
+
+    def wake(self) -> None:
+        """Look for due work now: a hint from another process (never passed on)."""
         self._wake.set()
 
     async def tick(self) -> int:
