@@ -7,8 +7,9 @@ A breaker opens after `failures_in_a_row` failed sends, or when at least `failur
 sends of the last `window_seconds` failed (given `min_outcomes` of them). A failure is what says
 the provider is in trouble: a temporary error (429, no connection), an unknown outcome (5xx, a
 timeout after sending), the send deadline passing, and a page sent without any status webhook
-about it within `receipt_seconds` (the webhooks call `receipt`). A permanent error (a bad number)
-says nothing about the provider: the send went through to an answer.
+about it within `receipt_seconds` (the webhooks call `receipt`). A page the provider accepted
+counts as a success when its first status webhook arrives. A permanent error (a bad number) says
+nothing about the provider's health: it answered.
 
 While the primary's breaker is open the secondary carries the traffic. After `cooldown_seconds`
 one trial send goes to the primary again (half-open); if it goes through, the breaker closes and
@@ -111,11 +112,19 @@ class Breaker:
             self._trial = True
         return True
 
-    def succeeded(self) -> None:
-        self._record(ok=True)
+    def succeeded(self, *, counted: bool = True) -> None:
+        """A send went through, which closes the breaker. `counted=False`: the send is counted
+        later, when its status webhook arrives (`heard`) or does not (`failed`)."""
+        if counted:
+            self._record(ok=True)
+        self._trial = False
         if self.state is not BreakerState.CLOSED:
             self._in_a_row, self._recent = 0, deque()
             self._move(BreakerState.CLOSED, "a send went through")
+
+    def heard(self) -> None:
+        """A status webhook about a page arrived: a success, which changes no state."""
+        self._record(ok=True)
 
     def failed(self, why: str) -> None:
         self._record(ok=False)
@@ -236,7 +245,8 @@ class FailoverSender:
         except BaseException as exc:  # temporary, unknown, the send deadline, a bug
             breaker.failed(_why(exc))
             raise
-        breaker.succeeded()
+        # A page counts once its status webhook comes, or fails to come, in time.
+        breaker.succeeded(counted=page_id is None)
         if result.external_id:
             _remember(self._by_external, result.external_id, provider, self._memory)
         if page_id is not None:
@@ -251,6 +261,7 @@ class FailoverSender:
         awaited = self._awaiting.get(page_id)
         if awaited is not None and awaited[0] == provider:
             del self._awaiting[page_id]
+            self.breakers[provider].heard()
 
     def room_is_on(self, room: str, provider: str) -> None:
         """`room` lives on `provider` (someone joined it there): bridge calls go there too."""
