@@ -37,6 +37,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.settings import VonageSettings
 from routing.clock import Clock, SystemClock
 
 Resource = Literal["calls", "messages"]
@@ -86,6 +87,21 @@ def key_pair() -> tuple[str, str]:
         .decode()
     )
     return private, public
+
+
+def vonage_settings(from_number: str) -> VonageSettings:
+    """The app's settings for the test account (the fake checks and signs with the same)."""
+    private, _ = key_pair()
+    return VonageSettings.model_validate(
+        {
+            "application_id": APPLICATION_ID,
+            "api_key": API_KEY,
+            "private_key": private,
+            "signature_secret": SIGNATURE_SECRET,
+            "from_number": from_number,
+            "api_base": API_BASE,
+        }
+    )
 
 
 def signed_headers(

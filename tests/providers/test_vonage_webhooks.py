@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from app.container import build
 from app.main import create_app
-from app.settings import Settings, VonageSettings
+from app.settings import Settings
 from providers.fake import ScriptedSender
 from providers.vonage.auth import ApplicationJwt
 from routing.audit.models import AuditEvent
@@ -31,26 +31,13 @@ from tests.fakes.vonage import (
     compact,
     key_pair,
     signed_headers,
+    vonage_settings,
 )
 from tests.harness import Harness, types
 
 PUBLIC = "https://sos.example.test"
 OURS = "+31201234567"
 ANNA, BRAM, CUSTOMER = "+31611111111", "+31622222222", "+31612345678"
-
-
-def vonage_settings() -> VonageSettings:
-    private, _ = key_pair()
-    return VonageSettings.model_validate(
-        {
-            "application_id": APPLICATION_ID,
-            "api_key": API_KEY,
-            "private_key": private,
-            "signature_secret": SIGNATURE_SECRET,
-            "from_number": OURS,
-            "api_base": API_BASE,
-        }
-    )
 
 
 @dataclass
@@ -66,7 +53,7 @@ async def vn(
     del clean_db
     private, public = key_pair()
     configured = settings.model_copy(
-        update={"public_base_url": PUBLIC, "vonage": vonage_settings()}
+        update={"public_base_url": PUBLIC, "vonage": vonage_settings(OURS)}
     )
     fake = FakeVonage(APPLICATION_ID, public, SIGNATURE_SECRET, public_base_url=PUBLIC, clock=clock)
     auth = ApplicationJwt(APPLICATION_ID, private)
