@@ -8,8 +8,8 @@ sends of the last `window_seconds` failed (given `min_outcomes` of them). A fail
 the provider is in trouble: a temporary error (429, no connection), an unknown outcome (5xx, a
 timeout after sending), the send deadline passing, and a page sent without any status webhook
 about it within `receipt_seconds` (the webhooks call `receipt`). A page the provider accepted
-counts as a success when its first status webhook arrives. A permanent error (a bad number) says
-nothing about the provider's health: it answered.
+counts as a success when its first status webhook arrives. A permanent error (a bad number) is
+an answer, so it counts as a success: the provider is up, the number is wrong.
 
 While the primary's breaker is open the secondary carries the traffic. After `cooldown_seconds`
 one trial send goes to the primary again (half-open); if it goes through, the breaker closes and
@@ -279,7 +279,9 @@ class FailoverSender:
 
     async def status(self, page_id: int, external_id: str | None) -> DeliveryUpdate | None:
         """Asks the provider that took the page. Not known (a restart): each provider in turn;
-        the page is absent only when none has it and every one could tell."""
+        the page is absent only when none has it and every one could tell. A provider that
+        cannot look pages up (Vonage's SMS) makes this "no answer yet": the reconciler asks
+        again until it gives up, and the page's status webhook may settle it meanwhile."""
         known = self._by_page.get(page_id) or self._by_external.get(external_id or "")
         problem: ProviderError | None = None
         for provider in [known] if known else self.providers:
