@@ -13,6 +13,7 @@ from app.db import create_engine, create_sessionmaker
 from app.settings import Settings
 from app.wake import PostgresWake
 from providers.base import Channel, MessageSender
+from providers.failover import BreakerPolicy, FailoverSender
 from providers.registry import ProviderRegistry, UnsupportedChannel
 from providers.simulated import SimulatedPhones
 from providers.slack import client as slack_client
@@ -20,6 +21,9 @@ from providers.slack.sender import SlackChat
 from providers.twilio.client import TwilioClient, new_http_client
 from providers.twilio.config import TwilioConfig
 from providers.twilio.senders import TwilioSms, TwilioVoice
+from providers.vonage import client as vonage_client
+from providers.vonage.config import VonageConfig
+from providers.vonage.senders import VonageSms, VonageVoice
 from routing import guard
 from routing.clock import Clock, SystemClock
 from routing.engine.bridger import Bridger
@@ -42,6 +46,7 @@ class Container:
     engine: Engine
     senders: Sequence[MessageSender] = field(default_factory=list)
     twilio: TwilioConfig | None = None
+    vonage: VonageConfig | None = None
     # Signs CSRF tokens and session cookies (from SOS_SECRET_KEY, else random per process).
     secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     # On PostgreSQL: wake-up hints between this process's engine and the others'.
@@ -60,6 +65,20 @@ class Container:
         except UnsupportedChannel:
             return None
         return voice if isinstance(voice, SimulatedPhones) else None
+
+    def failover(self, channel: Channel) -> FailoverSender | None:
+        """The failover sender of `channel`, when two providers share it (Twilio and Vonage)."""
+        try:
+            sender = self.registry.sender_for(channel)
+        except UnsupportedChannel:
+            return None
+        return sender if isinstance(sender, FailoverSender) else None
+
+    def receipt(self, channel: Channel, provider: str, page_id: int) -> None:
+        """A provider's status webhook about a page arrived: its breaker counts it as a receipt."""
+        failover = self.failover(channel)
+        if failover is not None:
+            failover.receipt(provider, page_id)
 
     async def close(self) -> None:
         self.engine.stop()
@@ -86,6 +105,21 @@ def twilio_config(settings: Settings) -> TwilioConfig:
     )
 
 
+def vonage_config(settings: Settings) -> VonageConfig:
+    v = settings.vonage
+    return VonageConfig(
+        application_id=v.application_id,
+        private_key=v.private_key.get_secret_value(),
+        signature_secret=v.signature_secret.get_secret_value(),
+        from_number=v.from_number,
+        public_base_url=settings.public_base_url,
+        api_key=v.api_key,
+        api_base=v.api_base,
+        ring_seconds=v.ring_seconds,
+        sms_ttl_seconds=v.sms_ttl_seconds,
+    )
+
+
 def slack_config(settings: Settings) -> slack_client.SlackConfig:
     s = settings.slack
     return slack_client.SlackConfig(bot_token=s.bot_token.get_secret_value(), api_base=s.api_base)
@@ -96,20 +130,42 @@ def default_senders(
     http: httpx.AsyncClient | None = None,
     *,
     slack_http: httpx.AsyncClient | None = None,
+    vonage_http: httpx.AsyncClient | None = None,
+    clock: Clock | None = None,
 ) -> list[MessageSender]:
-    """Slack for chat and Twilio for voice and SMS when configured; the simulated phones for
-    everything else (the registry gives each channel to the first sender that has it).
-    `http` replaces the Twilio HTTP client and `slack_http` the Slack one (tests point them at
-    fakes)."""
+    """Slack for chat; Twilio and Vonage for voice and SMS when configured, and when both are,
+    Twilio first with automatic failover to Vonage (`providers/failover.py`, timed by `clock`);
+    the simulated phones for everything else (the registry gives each channel to the first
+    sender that has it). `http`, `vonage_http` and `slack_http` replace the Twilio, Vonage and
+    Slack HTTP clients (tests point them at fakes)."""
     senders: list[MessageSender] = []
     if settings.slack.enabled:
         config = slack_config(settings)
         http_client = slack_http or slack_client.new_http_client(config)
         senders.append(SlackChat(slack_client.SlackClient(config, http_client), guard=guard.scrub))
+    phones: list[list[MessageSender]] = []  # [voice, sms] per provider, in order of preference
     if settings.twilio.enabled:
         twilio = twilio_config(settings)
         client = TwilioClient(twilio, http or new_http_client(twilio))
-        senders += [TwilioVoice(client, guard=guard.scrub), TwilioSms(client, guard=guard.scrub)]
+        phones.append(
+            [TwilioVoice(client, guard=guard.scrub), TwilioSms(client, guard=guard.scrub)]
+        )
+    if settings.vonage.enabled:
+        vonage = vonage_config(settings)
+        v_client = vonage_client.VonageClient(
+            vonage, vonage_http or vonage_client.new_http_client(vonage)
+        )
+        phones.append(
+            [VonageVoice(v_client, guard=guard.scrub), VonageSms(v_client, guard=guard.scrub)]
+        )
+    if len(phones) == 2:
+        policy = BreakerPolicy(**settings.failover.model_dump())
+        senders += [
+            FailoverSender(primary, secondary, clock=clock or SystemClock(), policy=policy)
+            for primary, secondary in zip(*phones, strict=True)
+        ]
+    elif phones:
+        senders += phones[0]
     return [*senders, SimulatedPhones()]
 
 
@@ -121,6 +177,7 @@ def build(
     raise_errors: bool = False,
     http: httpx.AsyncClient | None = None,
     slack_http: httpx.AsyncClient | None = None,
+    vonage_http: httpx.AsyncClient | None = None,
 ) -> Container:
     db_engine = create_engine(settings.database_url)
     db = create_sessionmaker(db_engine)
@@ -128,7 +185,9 @@ def build(
     senders = (
         list(senders)
         if senders is not None
-        else default_senders(settings, http, slack_http=slack_http)
+        else default_senders(
+            settings, http, slack_http=slack_http, vonage_http=vonage_http, clock=clock
+        )
     )
     registry = ProviderRegistry(senders)
     engine = Engine(
@@ -150,9 +209,20 @@ def build(
         raise_errors=raise_errors,
     )
     twilio = twilio_config(settings) if settings.twilio.enabled else None
+    vonage = vonage_config(settings) if settings.vonage.enabled else None
     configured = settings.secret_key.get_secret_value().encode()
     secret_key = configured or secrets.token_bytes(32)
     wake = None if settings.is_sqlite else PostgresWake(settings.database_url, engine)
     return Container(
-        settings, db_engine, db, clock, registry, engine, senders, twilio, secret_key, wake
+        settings,
+        db_engine,
+        db,
+        clock,
+        registry,
+        engine,
+        senders,
+        twilio,
+        vonage,
+        secret_key,
+        wake,
     )

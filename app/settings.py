@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from providers.vonage.auth import load_private_key
 from routing.phone import normalize_phone
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sos-router.db"
@@ -25,6 +27,43 @@ class TwilioSettings(BaseModel):
     @property
     def enabled(self) -> bool:
         return bool(self.account_sid)
+
+
+class VonageSettings(BaseModel):
+    """Vonage (voice and SMS) is on when `application_id` is set; then the rest is required.
+
+    The private key signs our REST requests: give the PEM itself (`private_key`) or a file that
+    holds it (`private_key_file`). `signature_secret` checks Vonage's signed webhooks; `api_key`,
+    when set, must be the `api_key` claim of those webhooks (the secret is per account)."""
+
+    application_id: str = ""
+    api_key: str = ""
+    private_key: SecretStr = SecretStr("")
+    private_key_file: str = ""
+    signature_secret: SecretStr = SecretStr("")
+    from_number: str = ""
+    api_base: str = "https://api.nexmo.com"
+    ring_seconds: int = Field(25, ge=5, le=120)
+    sms_ttl_seconds: int = Field(300, ge=60, le=259200)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.application_id)
+
+
+class FailoverSettings(BaseModel):
+    """When both Twilio and Vonage are on, Twilio carries voice and SMS and Vonage takes over while
+    Twilio's circuit breaker is open (`providers/failover.py`). It opens after
+    `failures_in_a_row` failed sends, or when `failure_rate` of the sends of the last
+    `window_seconds` failed (at least `min_outcomes` of them); a page with no status webhook within
+    `receipt_seconds` counts as failed. After `cooldown_seconds` one trial send goes to Twilio."""
+
+    failures_in_a_row: int = Field(3, ge=1, le=100)
+    failure_rate: float = Field(0.5, gt=0, le=1)
+    window_seconds: float = Field(60, ge=1, le=3600)
+    min_outcomes: int = Field(6, ge=1, le=1000)
+    cooldown_seconds: float = Field(60, ge=1, le=3600)
+    receipt_seconds: float = Field(90, ge=5, le=3600)
 
 
 class SlackSettings(BaseModel):
@@ -69,6 +108,8 @@ class Settings(BaseSettings):
     # The public URL Twilio calls back; webhook signatures are checked against it.
     public_base_url: str = ""
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    vonage: VonageSettings = Field(default_factory=VonageSettings)
+    failover: FailoverSettings = Field(default_factory=FailoverSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     paging: PagingSettings = Field(default_factory=PagingSettings)
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
@@ -114,6 +155,51 @@ class Settings(BaseSettings):
             self.twilio.from_number = normalize_phone(self.twilio.from_number)
         except ValueError:
             raise ValueError("SOS_TWILIO__FROM_NUMBER is not a valid phone number") from None
+        if not self.public_base_url.startswith(("https://", "http://")):
+            raise ValueError("SOS_PUBLIC_BASE_URL must be an absolute http(s) URL")
+        return self
+
+    @model_validator(mode="after")
+    def _vonage_complete(self) -> Settings:
+        vonage = self.vonage
+        if not vonage.enabled:
+            return self
+        key, key_file = vonage.private_key.get_secret_value(), vonage.private_key_file
+        missing = [
+            name
+            for name, value in (
+                ("SOS_VONAGE__PRIVATE_KEY or SOS_VONAGE__PRIVATE_KEY_FILE", key or key_file),
+                ("SOS_VONAGE__SIGNATURE_SECRET", vonage.signature_secret.get_secret_value()),
+                ("SOS_VONAGE__FROM_NUMBER", vonage.from_number),
+                ("SOS_PUBLIC_BASE_URL", self.public_base_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(
+                "Vonage is enabled (SOS_VONAGE__APPLICATION_ID is set) but these are missing: "
+                + ", ".join(missing)
+            )
+        if key and key_file:
+            raise ValueError(
+                "set SOS_VONAGE__PRIVATE_KEY or SOS_VONAGE__PRIVATE_KEY_FILE, not both"
+            )
+        if key_file:
+            try:
+                key = Path(key_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(
+                    f"SOS_VONAGE__PRIVATE_KEY_FILE cannot be read: {exc.strerror}"
+                ) from None
+            vonage.private_key = SecretStr(key)
+        try:
+            load_private_key(key)
+        except ValueError as exc:
+            raise ValueError(f"the Vonage private key is unusable: {exc}") from None
+        try:
+            vonage.from_number = normalize_phone(vonage.from_number)
+        except ValueError:
+            raise ValueError("SOS_VONAGE__FROM_NUMBER is not a valid phone number") from None
         if not self.public_base_url.startswith(("https://", "http://")):
             raise ValueError("SOS_PUBLIC_BASE_URL must be an absolute http(s) URL")
         return self

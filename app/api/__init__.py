@@ -2,6 +2,7 @@ from fastapi import APIRouter
 
 from app.api import chains, health, readiness, reports, schedules, simulator, sla, staff
 from app.api.webhooks import twilio as twilio_webhooks
+from app.api.webhooks import vonage as vonage_webhooks
 
 api_router = APIRouter()
 for module in (
@@ -14,5 +15,6 @@ for module in (
     simulator,
     health,
     twilio_webhooks,
+    vonage_webhooks,
 ):
     api_router.include_router(module.router)

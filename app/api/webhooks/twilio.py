@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from app.container import Container
 from app.deps import ContainerDep, DbDep, NowDep
-from providers.base import DeliveryUpdate
+from providers.base import Channel, DeliveryUpdate
 from providers.twilio import signature, twiml
 from providers.twilio.config import TwilioConfig
 from providers.twilio.senders import PROVIDER, page_path
@@ -170,6 +170,8 @@ async def page_call_keypress(
     container.engine.trigger()
     if not won:
         return xml(twiml.say_and_hang_up(text=said, language=language))
+    if (failover := container.failover(Channel.VOICE)) is not None:
+        failover.room_is_on(bridge.room_name(report.id), PROVIDER)  # the customer joins here
     return xml(
         twiml.say_and_join(
             text=said,
@@ -188,6 +190,7 @@ async def page_call_status(
     sid = form.get("CallSid", "")
     state, detail = call_state(form.get("CallStatus", ""))
     if sid:
+        container.receipt(Channel.VOICE, PROVIDER, page_id)  # for the failover breaker
         update_ = DeliveryUpdate(sid, state, detail) if state else None
         await _call_progress(container, page_id, sid, now, update_=update_)
     return no_content()
@@ -226,6 +229,8 @@ async def page_sms_status(
 ) -> Response:
     sid = form.get("MessageSid", "")
     state, detail = message_state(form.get("MessageStatus", ""), form.get("ErrorCode"))
+    if sid:
+        container.receipt(Channel.SMS, PROVIDER, page_id)  # for the failover breaker
     if state is not None and sid:
         async with db.begin() as session:
             page = await session.get(Page, page_id)
