@@ -180,7 +180,9 @@ async def submit(
         _callback_event(session, report, data.callback_at, now)
         session.add(escalation.new_timer(report, "start", first, data.callback_at, now))
     else:
-        await escalation.start_step(session, report=report, ref=first, now=now)
+        # The engine pages step 1 the moment this commits (intake wakes it): intake itself stays
+        # a few inserts, however much routing step 1 needs (rotas, ranking, limits).
+        session.add(escalation.new_timer(report, "first", first, now, now))
     await notify.queue_receipt(session, report=report, now=now)  # SOS line and SMS reports
     await session.flush()
     return report, Intake.CREATED
