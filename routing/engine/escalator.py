@@ -85,9 +85,7 @@ class Escalator:
         elif row.kind == "prebreach":
             await escalation.all_hands(session, report=report, now=now, late_seconds=late)
         elif row.kind == "first":
-            await escalation.start_step(
-                session, report=report, ref=ref, now=now, late_seconds=late
-            )
+            await escalation.start_step(session, report=report, ref=ref, now=now, late_seconds=late)
         elif row.kind == "start":
             await escalation.start_appointment(
                 session, report=report, ref=ref, now=now, late_seconds=late
