@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, create_sessionmaker
+from app.metrics import Metrics
 from app.settings import Settings
 from providers.base import Channel, MessageSender
 from providers.registry import ProviderRegistry, UnsupportedChannel
@@ -39,6 +40,7 @@ class Container:
     clock: Clock
     registry: ProviderRegistry
     engine: Engine
+    metrics: Metrics
     senders: Sequence[MessageSender] = field(default_factory=list)
     twilio: TwilioConfig | None = None
     # Signs CSRF tokens and session cookies (from SOS_SECRET_KEY, else random per process).
@@ -121,6 +123,7 @@ def build(
         else default_senders(settings, http, slack_http=slack_http)
     )
     registry = ProviderRegistry(senders)
+    metrics = Metrics(db, clock)
     engine = Engine(
         db,
         clock,
@@ -138,8 +141,11 @@ def build(
             Bridger(registry),
         ],
         raise_errors=raise_errors,
+        observer=metrics,
     )
     twilio = twilio_config(settings) if settings.twilio.enabled else None
     configured = settings.secret_key.get_secret_value().encode()
     secret_key = configured or secrets.token_bytes(32)
-    return Container(settings, db_engine, db, clock, registry, engine, senders, twilio, secret_key)
+    return Container(
+        settings, db_engine, db, clock, registry, engine, metrics, senders, twilio, secret_key
+    )
