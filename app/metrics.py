@@ -197,9 +197,8 @@ class DatabaseFigures(Collector):
             "use increase(sos_promise_met_total) / increase(sos_promise_decided_total)",
             value=snap.met / snap.decided if snap.decided else math.nan,
         )
-        cumulative = [
-            (f"{edge:g}", float(n)) for edge, n in zip(ACK_BUCKETS, snap.ack_buckets, strict=True)
-        ]
+        edges = [str(edge) for edge in ACK_BUCKETS]  # "600.0", as Histogram writes its edges
+        cumulative = [(e, float(n)) for e, n in zip(edges, snap.ack_buckets, strict=True)]
         yield HistogramMetricFamily(
             "sos_time_to_ack_seconds",
             "From a report's arrival to a human accepting it",
