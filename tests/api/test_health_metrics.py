@@ -224,8 +224,26 @@ class TestMetrics:
         assert got[at(ack, le="600.0")] == 2, "the promise is a bucket edge"
         assert got[at(ack, le="900.0")] == 3
         assert got[at(ack, le="+Inf")] == 3
-        assert got[at("sos_time_to_ack_seconds_count")] == 3
-        assert got[at("sos_time_to_ack_seconds_sum")] == pytest.approx(100 + 500 + 700)
+        assert got[at("sos_time_to_ack_seconds_gcount")] == 3
+        assert got[at("sos_time_to_ack_seconds_gsum")] == pytest.approx(100 + 500 + 700)
+
+    async def test_time_to_ack_and_the_ratio_cover_the_last_day_and_the_counters_all_time(
+        self, h: Harness
+    ) -> None:
+        h.container.metrics.database.cache_seconds = 0  # every scrape reads the database
+        await three_reports_two_in_time(h)
+        h.clock.advance(24 * 3600 - 700)  # the reports arrived exactly 24 h ago
+        day = await scrape(h.client)
+        h.clock.advance(1)
+        later = await scrape(h.client)
+
+        assert day[at("sos_time_to_ack_seconds_gcount")] == 3
+        assert later[at("sos_time_to_ack_seconds_gcount")] == 0
+        assert later[at("sos_time_to_ack_seconds_bucket", le="+Inf")] == 0
+        assert math.isnan(later[at("sos_promise_met_ratio")])
+        assert later[at("sos_reports_total", channel="app", category="fraud")] == 3
+        assert later[at("sos_promise_decided_total")] == 3
+        assert later[at("sos_promise_met_total")] == 2
 
     async def test_a_timer_fired_late_is_observed_in_its_bucket(self, h: Harness) -> None:
         await three_reports_two_in_time(h)
