@@ -121,11 +121,11 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
+            **extras(record),  # first, so an extra cannot pass itself off as a core field
             "ts": _timestamp(record),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
-            **extras(record),
         }
         if (exc := _exception(record, self)) is not None:
             entry["exc"] = exc
