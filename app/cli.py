@@ -11,17 +11,15 @@ import sys
 
 import pydantic
 
-from app import migrate
+from app import logs, migrate
 from app.settings import Settings
 
 log = logging.getLogger("sos_router")
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Our loggers and uvicorn's (run it with `log_config=None`) through one masked handler."""
+    logs.setup(level=settings.log_level, log_format=settings.log_format)
 
 
 async def _seed_if_empty(settings: Settings) -> None:
@@ -64,6 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host if args.host is not None else settings.host,
         port=args.port if args.port is not None else settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,
     )
     return 0
 
@@ -82,7 +81,25 @@ async def _run_worker(settings: Settings) -> None:
         await container.close()
 
 
-def cmd_worker(_: argparse.Namespace) -> int:
+def _serve_worker(settings: Settings, host: str, port: int) -> None:
+    """The engine loop inside a tiny HTTP server for probes and scrapes; uvicorn's signal
+    handling stops the server, and its shutdown stops the engine."""
+    import uvicorn
+
+    from app.container import build
+    from app.main import create_monitor_app
+
+    uvicorn.run(
+        create_monitor_app(build(settings)),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,  # a scrape every few seconds is not news
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
     settings = Settings()
     _logging(settings)
     current = asyncio.run(migrate.current_revision(settings.database_url))
@@ -94,7 +111,10 @@ def cmd_worker(_: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    asyncio.run(_run_worker(settings))
+    if args.metrics_port is None:
+        asyncio.run(_run_worker(settings))
+    else:
+        _serve_worker(settings, args.metrics_host, args.metrics_port)
     return 0
 
 
@@ -232,6 +252,19 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run only the escalation engine")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also serve /healthz, /readyz and /metrics on this port",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the address for --metrics-port (default 127.0.0.1)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     mig = sub.add_parser("migrate", help="upgrade (or downgrade) the database schema")

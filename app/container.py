@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, create_sessionmaker
+from app.metrics import Metrics
 from app.settings import Settings
 from app.wake import PostgresWake
 from providers.base import Channel, MessageSender
@@ -44,6 +45,7 @@ class Container:
     clock: Clock
     registry: ProviderRegistry
     engine: Engine
+    metrics: Metrics
     senders: Sequence[MessageSender] = field(default_factory=list)
     twilio: TwilioConfig | None = None
     vonage: VonageConfig | None = None
@@ -190,6 +192,7 @@ def build(
         )
     )
     registry = ProviderRegistry(senders)
+    metrics = Metrics(db, clock)
     engine = Engine(
         db,
         clock,
@@ -207,6 +210,7 @@ def build(
             Bridger(registry),
         ],
         raise_errors=raise_errors,
+        observer=metrics,
     )
     twilio = twilio_config(settings) if settings.twilio.enabled else None
     vonage = vonage_config(settings) if settings.vonage.enabled else None
@@ -214,15 +218,16 @@ def build(
     secret_key = configured or secrets.token_bytes(32)
     wake = None if settings.is_sqlite else PostgresWake(settings.database_url, engine)
     return Container(
-        settings,
-        db_engine,
-        db,
-        clock,
-        registry,
-        engine,
-        senders,
-        twilio,
-        vonage,
-        secret_key,
-        wake,
+        settings=settings,
+        db_engine=db_engine,
+        db=db,
+        clock=clock,
+        registry=registry,
+        engine=engine,
+        metrics=metrics,
+        senders=senders,
+        twilio=twilio,
+        vonage=vonage,
+        secret_key=secret_key,
+        wake=wake,
     )

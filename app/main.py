@@ -1,19 +1,23 @@
-"""`create_app(container)`: the FastAPI application; its lifespan runs the engine loop."""
+"""`create_app(container)`: the FastAPI application; its lifespan runs the engine loop.
+`create_monitor_app(container)`: only `/healthz`, `/readyz` and `/metrics` around the engine loop,
+for a `sos-router worker --metrics-port`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from app import errors
-from app.api import api_router
+from app.api import api_router, health
 from app.api.webhooks import slack as slack_webhooks
 from app.container import Container
+from app.metrics import CountServerErrors
 from app.web import ack, console, report
 from app.web.pages import STATIC
 
@@ -22,7 +26,9 @@ async def _to_sign_in(_: Request, __: Exception) -> Response:
     return RedirectResponse("/console/login", status_code=303)
 
 
-def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
+def _lifespan(
+    container: Container, *, run_engine: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = None
@@ -38,17 +44,37 @@ def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
                     await asyncio.wait_for(task, 10)
             await container.close()
 
+    return lifespan
+
+
+def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
     app = FastAPI(
         title="sos-router",
         version="0.1.0",
         summary="A customer in trouble reaches a human within 10 minutes.",
-        lifespan=lifespan,
+        lifespan=_lifespan(container, run_engine=run_engine),
     )
     app.state.container = container
+    # `/readyz` checks that the engine ticks only where it runs.
+    app.state.runs_engine = run_engine
+    app.add_middleware(CountServerErrors, counter=container.metrics.server_errors)
     errors.install(app)
     app.include_router(api_router)
     app.add_exception_handler(console.NotSignedIn, _to_sign_in)
     for router in (ack.router, report.router, console.router, slack_webhooks.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def create_monitor_app(container: Container) -> FastAPI:
+    """The engine loop with only the self-monitoring endpoints: what a worker serves."""
+    app = FastAPI(
+        title="sos-router worker",
+        openapi_url=None,
+        lifespan=_lifespan(container, run_engine=True),
+    )
+    app.state.container = container
+    app.state.runs_engine = True
+    app.include_router(health.router)
     return app

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers.vonage.auth import load_private_key
@@ -105,6 +106,8 @@ class Settings(BaseSettings):
     # Seed a demo rota and print demo tokens when the database is empty (zero-setup start).
     seed_demo: bool = True
     log_level: str = "INFO"
+    # json: one JSON object per line; text: readable lines; auto: text on a terminal, else json.
+    log_format: Literal["auto", "json", "text"] = "auto"
     # The public URL Twilio calls back; webhook signatures are checked against it.
     public_base_url: str = ""
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
@@ -115,6 +118,13 @@ class Settings(BaseSettings):
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
     # then do not survive a restart, and several processes do not share them).
     secret_key: SecretStr = SecretStr("")
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _known_log_format(cls, value: object) -> object:
+        if isinstance(value, str) and value.lower() in ("auto", "json", "text"):
+            return value.lower()
+        raise ValueError(f"SOS_LOG_FORMAT {value!r} is not one of auto, json, text")
 
     @model_validator(mode="after")
     def _known_zone(self) -> Settings:

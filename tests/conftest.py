@@ -7,16 +7,21 @@ connections), so isolation is by emptying tables rather than by rolling back one
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from app import migrate
+from app import logs, migrate
 from app.container import Container, build
 from app.db import create_engine
 from app.main import create_app
@@ -24,6 +29,7 @@ from app.settings import Settings
 from providers.fake import ScriptedSender
 from routing.clock import FakeClock
 from routing.models import Base
+from routing.report.models import Report
 from tests.harness import Harness
 
 TEST_DATABASE_URL = os.environ.get("SOS_TEST_DATABASE_URL")
@@ -70,6 +76,57 @@ async def _empty_tables(url: str) -> None:
             for name in tables:
                 await conn.execute(text(f"DELETE FROM {name}"))
     await engine.dispose()
+
+
+# What must never reach a log line: a full E.164 number, an API token, the secret in an accept
+# link or status page path, a bearer value.
+LEAK = re.compile(
+    r"\+\d{8,15}|sos_[A-Za-z0-9_-]{20,}|/(?:ack|status)/(?!\[redacted\])[A-Za-z0-9_-]{16,}"
+    r"|Bearer (?!\[redacted\])\S+"
+)
+# Shorter descriptions ("later", "d") are words any log line might hold.
+MIN_DESCRIPTION = 12
+
+
+def find_leaks(lines: str, descriptions: list[str]) -> list[str]:
+    """Personal data and secrets in JSON log `lines`: every line must be a JSON object, and no
+    value may hold a `LEAK` or one of the report `descriptions`."""
+    found = []
+    for line in lines.splitlines():
+        values = " ".join(str(v) for v in json.loads(line).values())
+        found += LEAK.findall(values)
+        found += [d for d in descriptions if len(d) >= MIN_DESCRIPTION and d in values]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def log_leaks() -> Iterator[list[str]]:
+    """Log hygiene for every test: all records (INFO and up) go through the production JSON
+    formatter and redaction filter, and the test fails if the output holds a phone number, a
+    token or a description some report had during the test. Yields those descriptions."""
+    out = io.StringIO()
+    handler = logs.handler("json", out)
+    root = logging.getLogger()
+    level = root.level
+    descriptions: list[str] = []
+
+    def remember(_: Any, __: Any, report: Report) -> None:
+        if report.description:
+            descriptions.append(report.description)
+
+    event.listen(Report, "before_insert", remember)
+    event.listen(Report, "before_update", remember)
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO))
+    try:
+        yield descriptions
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        event.remove(Report, "before_insert", remember)
+        event.remove(Report, "before_update", remember)
+    leaks = find_leaks(out.getvalue(), descriptions)
+    assert not leaks, f"personal data or secrets in the log: {leaks}"
 
 
 @pytest.fixture

@@ -1,14 +1,50 @@
-"""Liveness and readiness."""
+"""Self-monitoring: liveness, readiness and Prometheus metrics. No token: probes and scrapers have
+none, and nothing here names a person or a report. Keep `/metrics` off the public internet at the
+proxy all the same: it shows how many reports come in.
+
+- `/healthz`: the process answers. A failure means restart it.
+- `/readyz`: the process can do its job now: the database answers within `DB_TIMEOUT`, the engine
+  loop (where this process runs one) has ticked within `ENGINE_STALE_AFTER`, and voice and SMS
+  each have a sender. A failure means send no traffic for now (503 with `Retry-After`), and the
+  body names the failed checks.
+- `/metrics`: see `app/metrics.py`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from app.container import Container
 from app.deps import ContainerDep
+from providers.base import Channel
+from providers.registry import UnsupportedChannel
 
 router = APIRouter(tags=["health"])
+
+# A hung database must fail the probe quickly, not hang it.
+DB_TIMEOUT = 2.0
+# The loop sleeps at most 1 s between ticks, but one tick may wait out a provider's 8 s send
+# deadline: only a loop silent for longer than that is stuck.
+ENGINE_STALE_AFTER = 15.0
+# The promise needs calls and texts (receipts go by SMS); chat is extra.
+REQUIRED_CHANNELS = (Channel.VOICE, Channel.SMS)
+
+
+@dataclass
+class Check:
+    ok: bool
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        return {"ok": self.ok, "detail": self.detail, **self.data}
 
 
 @router.get("/healthz")
@@ -17,16 +53,66 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=None)
-async def readyz(container: ContainerDep) -> dict[str, object] | JSONResponse:
-    try:
+async def readyz(request: Request, container: ContainerDep) -> JSONResponse:
+    checks = {
+        "database": await _database(container),
+        "engine": _engine(container, runs_engine=request.app.state.runs_engine),
+        "providers": _providers(container),
+    }
+    failed = [name for name, check in checks.items() if not check.ok]
+    body = {
+        "status": "unavailable" if failed else "ok",
+        "failed": failed,
+        "checks": {name: check.body() for name, check in checks.items()},
+    }
+    if failed:
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+    return JSONResponse(body)
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(container: ContainerDep) -> Response:
+    return Response(await container.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _database(container: Container) -> Check:
+    async def ping() -> None:
         async with container.db() as session:
             await session.execute(text("SELECT 1"))
-    except Exception:
-        return JSONResponse(
-            {"status": "unavailable", "database": "unreachable"}, 503, headers={"Retry-After": "2"}
-        )
-    return {
-        "status": "ok",
-        "database": "ok",
-        "channels": sorted(str(c) for c in container.registry.channels),
-    }
+
+    try:
+        await asyncio.wait_for(ping(), DB_TIMEOUT)
+    except TimeoutError:
+        return Check(False, f"no answer within {DB_TIMEOUT:g} s")
+    except Exception as exc:
+        # The kind of error only: its text may carry the connection string.
+        return Check(False, f"unreachable ({type(exc).__name__})")
+    return Check(True, "answers")
+
+
+def _engine(container: Container, *, runs_engine: bool) -> Check:
+    if not runs_engine:
+        return Check(True, "this process runs no engine")
+    last = container.engine.last_tick_at
+    if last is None:
+        return Check(False, "the engine has not ticked yet")
+    silent = (container.clock.now() - last).total_seconds()
+    data = {"last_tick_at": last.isoformat()}
+    if silent > ENGINE_STALE_AFTER:
+        return Check(False, f"no tick for {silent:.0f} s", data)
+    return Check(True, "ticking", data)
+
+
+def _providers(container: Container) -> Check:
+    """Which sender serves each channel (the simulated phones count: the demo runs on them)."""
+    senders: dict[str, str] = {}
+    for channel in Channel:
+        try:
+            senders[str(channel)] = container.registry.sender_for(channel).name
+        except UnsupportedChannel:
+            continue
+    missing = [str(c) for c in REQUIRED_CHANNELS if str(c) not in senders]
+    data = {"channels": senders}
+    if missing:
+        return Check(False, f"no sender for {', '.join(missing)}", data)
+    return Check(True, "configured", data)

@@ -36,6 +36,7 @@ from routing.audit import service as audit
 from routing.audit.service import EventType
 from routing.clock import Clock
 from routing.engine.claim import lost_sends
+from routing.engine.engine import observer
 from routing.guard import scrub
 from routing.page import bundle, links
 from routing.page import service as page_service
@@ -118,6 +119,7 @@ class Dispatcher:
                 select(
                     Page.id,
                     Page.channel,
+                    Page.due_at,
                     Staff.name,
                     Staff.phone,
                     Staff.chat_id,
@@ -139,6 +141,7 @@ class Dispatcher:
             if not to:
                 claimed.append(_Claimed(row.id, send.fence, None, f"no {channel} address"))
                 continue
+            observer().page_dispatched(channel, (now - row.due_at).total_seconds())
             language = staff_language(row.languages)
             if send.is_bundle:
                 text = bundle_text(language=language, count=len(send.report_ids))

@@ -5,6 +5,10 @@ it commits, so the first page never waits for a poll. `trigger()` also passes th
 engines of other processes through `announce` (on PostgreSQL a debounced NOTIFY, `app/wake.py`);
 a hint from elsewhere arrives as `wake()`. Hints only save time; the rows are the truth, so a lost
 wake-up costs at most the cap.
+
+The engine tells an `Observer` how late timers fire and pages go out: the modules call `observer()`,
+which is the observer of the engine whose tick is running (a no-op outside one). The domain stays
+free of any metrics library; `app/metrics.py` implements the protocol.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -36,6 +41,36 @@ class Module(Protocol):
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int: ...
 
 
+class Observer(Protocol):
+    """What the engine reports as it works; called in the engine loop, so it must be cheap."""
+
+    def timer_fired(self, kind: str, lateness_seconds: float) -> None:
+        """An escalation timer of `kind` fired this many seconds after its due time."""
+
+    def page_dispatched(self, channel: str, seconds_after_due: float) -> None:
+        """A page was claimed for sending on `channel` this many seconds after its due time."""
+
+
+class NoObserver:
+    """Observes nothing: the default, for tools and tests that need no metrics."""
+
+    def timer_fired(self, kind: str, lateness_seconds: float) -> None:
+        pass
+
+    def page_dispatched(self, channel: str, seconds_after_due: float) -> None:
+        pass
+
+
+NO_OBSERVER = NoObserver()
+_observer: ContextVar[Observer] = ContextVar("engine_observer", default=NO_OBSERVER)
+
+
+def observer() -> Observer:
+    """The observer of the engine whose tick is running: modules report through it without each
+    needing a reference (their `run_once` signature stays the same)."""
+    return _observer.get()
+
+
 class Engine:
     def __init__(
         self,
@@ -45,6 +80,7 @@ class Engine:
         *,
         max_sleep: float = 1.0,
         raise_errors: bool = False,
+        observer: Observer | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -56,6 +92,7 @@ class Engine:
         self.last_tick_at: datetime | None = None
         # Tells the engines of other processes that work may be due (set by app/).
         self.announce: Callable[[], None] | None = None
+        self.observer: Observer = observer or NO_OBSERVER
 
     def trigger(self) -> None:
         """Ask this loop, and the other processes' loops, to look for due work now (cheap,
@@ -71,6 +108,7 @@ class Engine:
     async def tick(self) -> int:
         """Run every module that has something due at the clock's current time (one query finds
         out which); returns rows handled."""
+        _observer.set(self.observer)  # what the modules report in this tick goes to ours
         due = await self._due_by_module()
         now = self.clock.now()
         handled = 0

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from routing import escalation
 from routing.chain.planner import StepRef
 from routing.engine.claim import claim, seconds_late
+from routing.engine.engine import observer
 from routing.page.models import EscalationTimer as Timer
 from routing.report import service as report_service
 from routing.types import ReportStatus
@@ -76,6 +77,7 @@ class Escalator:
         )
         if done.rowcount != 1:  # type: ignore[attr-defined]
             return  # canceled by an acknowledgement, or taken over by another worker
+        observer().timer_fired(row.kind, (now - row.due_at).total_seconds())
         if report.acknowledged_at is not None or report.status == ReportStatus.RESOLVED:
             return
         late = seconds_late(row.due_at, now, slack=self.late_slack)
@@ -95,4 +97,10 @@ class Escalator:
                 session, report=report, ref=ref, timer_id=row.id, now=now, late_seconds=late
             )
         if late:
-            log.warning("report %s: %s timer fired %.1f s late", report.id, row.kind, late)
+            log.warning(
+                "report %s: %s timer fired %.1f s late",
+                report.id,
+                row.kind,
+                late,
+                extra={"report_id": report.id},
+            )

@@ -34,7 +34,11 @@ def guarded(
     if result.blocked:
         kinds = ", ".join(result.found)
         log.warning(
-            "outbound content guard removed %s from %s (report %s)", kinds, where, report_id
+            "outbound content guard removed %s from %s (report %s)",
+            kinds,
+            where,
+            report_id,
+            extra={"report_id": report_id},
         )
         audit.record(
             session,
