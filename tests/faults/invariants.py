@@ -1,0 +1,98 @@
+"""What must hold after any fault, checked at the end of every scenario (reliability.md §5):
+
+- **L** every report that got a 2xx is stored, whole (its promise timer; its first step's pages);
+- **D** no page went out twice: the fake provider got each page id at most once; every page the
+  database calls sent really reached it (itself, or the bundle that carried it); a page that
+  reached the provider but whose outcome was never recorded is flagged as a possible duplicate,
+  and a report has at most one such page;
+- **A** nothing was created or claimed for a report after its acknowledgement committed;
+- **S** every decided verdict is right: `sla_met` is "acknowledged at or before the deadline",
+  and a broken promise was recorded after the deadline and never turned into a kept one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from routing.page.models import Page
+from tests.faults.fake_twilio import FakeTwilio
+from tests.faults.site import Site
+
+SENT_STATES = ("sent", "delivered", "answered")
+POSSIBLE_DUPLICATE = "possible duplicate"
+
+
+def is_flagged(page: Page) -> bool:
+    return page.state == "failed" and POSSIBLE_DUPLICATE in (page.error or "")
+
+
+async def paged(site: Site, twilio: FakeTwilio, report_id: str) -> bool:
+    """Whether a page of the report reached the provider (itself, or in a bundled message)."""
+    sent = twilio.by_page()
+    return any((p.bundle_id or p.id) in sent for p in await site.pages(report_id))
+
+
+async def assert_invariants(site: Site, twilio: FakeTwilio, accepted: Iterable[str]) -> None:
+    reports = {r.id: r for r in await site.reports()}
+    pages = await site.pages()
+    by_id = {p.id: p for p in pages}
+    timers = await site.timers()
+    events = await site.events()
+    sends = twilio.by_page()
+    problems: list[str] = []
+
+    # L: stored and whole.
+    problems += [f"report {r} got a 2xx but is not stored" for r in set(accepted) - set(reports)]
+    with_deadline = {t.report_id for t in timers if t.kind == "deadline"}
+    with_pages = {p.report_id for p in pages}
+    for report in reports.values():
+        if report.id not in with_deadline:
+            problems.append(f"report {report.reference} has no promise timer")
+        if report.chain and report.id not in with_pages:
+            problems.append(f"report {report.reference} was stored without its pages")
+
+    # D: at most once at the provider, and "sent" means sent.
+    for page_id, got in sends.items():
+        if len(got) > 1:
+            problems.append(f"page {page_id} went out {len(got)} times")
+        page = by_id.get(page_id)
+        if page is None:
+            problems.append(f"the provider got page {page_id}, which is not in the database")
+        elif page.state not in (*SENT_STATES, "canceled") and not is_flagged(page):
+            problems.append(
+                f"page {page_id} reached the provider but is {page.state!r} and not flagged "
+                f"as a possible duplicate ({page.error})"
+            )
+    for page in pages:
+        if page.state in SENT_STATES and (page.bundle_id or page.id) not in sends:
+            problems.append(f"page {page.id} is {page.state!r} but never reached the provider")
+    flagged = Counter(p.report_id for p in pages if is_flagged(p))
+    problems += [f"report {r} has {n} possible duplicates" for r, n in flagged.items() if n > 1]
+
+    # A: nothing new after the acknowledgement.
+    for page in pages:
+        acked_at = reports[page.report_id].acknowledged_at
+        if acked_at is None:
+            continue
+        if page.created_at > acked_at:
+            problems.append(f"page {page.id} was created after its report was acknowledged")
+        if page.claimed_at is not None and page.claimed_at > acked_at:
+            problems.append(f"page {page.id} was claimed after its report was acknowledged")
+
+    # S: verdicts.
+    missed_at = {e.report_id: e.at for e in events if e.type == "sla_missed"}
+    for report in reports.values():
+        name = f"report {report.reference}"
+        if report.acknowledged_at is not None:
+            kept = report.acknowledged_at <= report.deadline_at
+            if report.sla_met is not kept:
+                problems.append(f"{name}: sla_met is {report.sla_met}, in time: {kept}")
+        elif report.sla_met is True:
+            problems.append(f"{name}: the promise counts as kept, but nobody acknowledged it")
+        if report.sla_met is False:
+            at = missed_at.get(report.id)
+            if at is None or at < report.deadline_at:
+                problems.append(f"{name}: missed, but no sla_missed event after its deadline")
+
+    assert not problems, "invariants broken:\n  " + "\n  ".join(problems)
