@@ -25,9 +25,9 @@ TEMPLATE = "sos_template"
 # Short leases and reconcile times, so a killed process's work is taken over within seconds;
 # no per-person SMS limit to speak of, so a burst of reports is paged as it comes.
 FAST = {
-    "SOS_ENGINE__PAGE_LEASE_SECONDS": "3",
-    "SOS_ENGINE__SEND_TIMEOUT_SECONDS": "2",
-    "SOS_ENGINE__TIMER_LEASE_SECONDS": "3",
+    "SOS_ENGINE__PAGE_LEASE_SECONDS": "4",
+    "SOS_ENGINE__SEND_TIMEOUT_SECONDS": "3",
+    "SOS_ENGINE__TIMER_LEASE_SECONDS": "4",
     "SOS_ENGINE__RECONCILE_RETRY_SECONDS": "1",
     "SOS_ENGINE__RECONCILE_GIVE_UP_SECONDS": "2",
     "SOS_PAGING__MAX_SMS_PER_WINDOW": "100",

@@ -83,7 +83,8 @@ class Cluster:
     `initdb` refuses to run as root, so the cluster belongs to the `postgres` user and its tools
     run through `runuser`. fsync stays on: a crash test on a database that may lose commits would
     prove nothing. `stop(mode="immediate")` is a crash (no shutdown checkpoint; recovery replays
-    the WAL at the next start).
+    the WAL at the next start). Commit timestamps are kept (`track_commit_timestamp`), so a test
+    can tell in which order transactions of different processes committed.
     """
 
     def __init__(self) -> None:
@@ -103,7 +104,10 @@ class Cluster:
         subprocess.run(command, check=True, capture_output=True, timeout=timeout)
 
     def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}"
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}"
+            " -c track_commit_timestamp=on"
+        )
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60",
             "start",
@@ -294,9 +298,10 @@ class Processes:
         return proc
 
     def end_all(self) -> None:
+        """SIGKILL each of our processes still running: their database is thrown away."""
         for proc in self.started:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
-                proc.stop(timeout=5)
+                proc.kill()
 
 
 def _ready(proc: Proc) -> bool:

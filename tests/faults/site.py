@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.db import create_engine, create_sessionmaker
 from routing.audit.models import AuditEvent
@@ -118,6 +118,21 @@ class Site:
             query = query.where(AuditEvent.report_id == report_id)
         async with self.db() as session:
             return list(await session.scalars(query))
+
+    async def commit_order(self) -> list[tuple[str, str, datetime]]:
+        """(report id, what, when it committed) for each acknowledgement ("acknowledged"), each
+        escalation that paged someone ("escalated") and each claim of a page ("claimed"), read
+        from PostgreSQL's commit timestamps of rows that are written once: audit events, and the
+        accept link a claim makes for an SMS page. Rows written in one transaction share it."""
+        query = text(
+            "SELECT report_id, type, pg_xact_commit_timestamp(xmin) FROM audit_events"
+            " WHERE type IN ('acknowledged', 'escalated')"
+            " UNION ALL"
+            " SELECT p.report_id, 'claimed', pg_xact_commit_timestamp(l.xmin)"
+            " FROM ack_links l JOIN pages p ON p.id = l.page_id"
+        )
+        async with self.db() as session:
+            return [(r, what, at) for r, what, at in (await session.execute(query)).all()]
 
     async def settled(self) -> bool:
         """Nothing in flight: no page being sent or with an unknown outcome, no timer leased."""
