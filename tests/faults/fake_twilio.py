@@ -117,7 +117,8 @@ class FakeTwilio:
             self.requests += 1
             if self._failures:
                 status = self._failures.pop(0)
-                return status, {"code": 20500, "message": "scripted failure", "status": status}
+                code = 20429 if status == 429 else 20500
+                return status, {"code": code, "message": "scripted failure", "status": status}
             callback = form.get("StatusCallback", "")
             page = PAGE_CALLBACK.search(callback)
             text = TEXT_CALLBACK.search(callback)

@@ -1,5 +1,6 @@
 """A process killed in the middle of paging (reliability.md §5 rows 17-18): it claimed a page and
-died before sending it, or after the provider accepted it and before the outcome was recorded.
+died before sending it, or after the provider accepted it and before the outcome was recorded; or
+it claimed a step's timer and died before moving the report on.
 
 The victim is a `serve` process that kills itself at the crash point (`SOS_CRASH_AT`) while
 sending the page of a report it just took in; the survivor is a worker, paused until the victim
@@ -7,7 +8,8 @@ is dead so the victim surely claims first. The claim's lease runs out, the survi
 page lost mid-send and asks the provider about it. Twilio cannot be asked about a message or
 call without its sid, which died with the victim, so the outcome stays unknown: the page is
 given up, flagged as a possible duplicate, and the report moves on to its next step at once.
-The page is never sent blindly a second time, and the report is never left unpaged.
+The page is never sent blindly a second time, and the report is never left unpaged. A timer
+lost with its worker is taken over once its lease runs out, and the step fires once, late.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from tests.faults.site import PHONES, Site
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
 LEASE = float(FAST["SOS_ENGINE__PAGE_LEASE_SECONDS"])
+TIMER_LEASE = float(FAST["SOS_ENGINE__TIMER_LEASE_SECONDS"])
+STEP = 5
 
 
 @pytest.mark.parametrize(
@@ -73,3 +77,35 @@ async def test_a_worker_killed_while_sending_a_page_costs_one_step_not_the_repor
     timeline = [e.type for e in await site.events(report.id)]
     assert "page_unknown" in timeline
     await assert_invariants(site, twilio, accepted)
+
+
+async def test_a_worker_killed_holding_a_step_timer_hands_the_step_over_after_its_lease(
+    procs: Processes, site: Site, twilio: FakeTwilio
+) -> None:
+    victim = procs.start_serve("serve-1", SOS_CRASH_AT="after_timer_claim")
+    survivor = procs.start_worker("worker-1")
+    procs.ready(victim, survivor)
+    survivor.pause()
+    async with httpx.AsyncClient(base_url=str(victim.url), timeout=10) as client:
+        await site.seed(client, ("sms", ["Anna"], STEP), ("sms", ["Bram"], 30))
+        report = await site.report(client)
+    # Anna is paged at once; when her step's time is up, the victim claims its timer and dies.
+    assert victim.wait_exit(timeout=STEP + 15) == -signal.SIGKILL, "the victim did not crash"
+    survivor.resume()
+    [timer] = [t for t in await site.timers() if t.kind == "step"]
+    assert timer.state == "leased"
+    assert timer.claimed_at is not None
+
+    async def bram_paged() -> Send | None:
+        return next((s for s in twilio.pages() if s.to == PHONES["Bram"]), None)
+
+    bram = await eventually(bram_paged, within=TIMER_LEASE + 15, what="step 2 to be paged")
+    assert bram.account == account_sid("worker-1")
+    recovery = (bram.at - timer.claimed_at).total_seconds()
+    assert recovery <= TIMER_LEASE + 5, f"step 2 waited {recovery:.1f} s after the crash"
+
+    await eventually(site.settled, within=10, what="nothing in flight")
+    assert [s.to for s in twilio.pages()] == [PHONES["Anna"], PHONES["Bram"]]
+    [escalated] = [e for e in await site.events(report) if e.type == "escalated"]
+    assert escalated.data["late"] is True  # taken over after the lease: late, and it says so
+    await assert_invariants(site, twilio, [report])
