@@ -91,6 +91,11 @@ class FakeTwilio:
     def release(self) -> None:
         self._released.set()
 
+    def _answer_when_released(self) -> None:
+        if self.delay:
+            time.sleep(self.delay)
+        self._released.wait(120)  # at the latest, shutting the fake down releases it
+
     # --- records ------------------------------------------------------------------------------
 
     def snapshot(self) -> list[Send]:
@@ -188,9 +193,7 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
             status, payload = fake.answer(
                 method, self.path, form, self.headers.get("Authorization", "")
             )
-            if fake.delay:
-                time.sleep(fake.delay)
-            fake._released.wait(120)  # a hung provider; released at the latest at shutdown
+            fake._answer_when_released()
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -157,13 +157,12 @@ class Proc:
     ) -> None:
         self.name = name
         self.url = url  # where a `serve` process answers HTTP
-        self.env = dict(env)
         self.log = log
         with log.open("ab") as out:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "app", *args],
                 cwd=ROOT,
-                env=self.env,
+                env=dict(env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -176,13 +175,11 @@ class Proc:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def kill(self) -> float:
-        """SIGKILL, as a crash; returns when it happened (`time.monotonic()`)."""
-        at = time.monotonic()
+    def kill(self) -> None:
+        """SIGKILL, as a crash (it also ends a paused process)."""
         if self.alive:
             os.kill(self.pid, signal.SIGKILL)
         self.popen.wait(10)
-        return at
 
     def pause(self) -> None:
         """SIGSTOP: the process keeps its connections but does nothing until `resume()`."""
@@ -190,18 +187,6 @@ class Proc:
 
     def resume(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
-
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM (and SIGCONT, should it be paused), then SIGKILL if it has not ended within
-        `timeout`."""
-        if not self.alive:
-            return
-        os.kill(self.pid, signal.SIGTERM)
-        os.kill(self.pid, signal.SIGCONT)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
     def wait_exit(self, timeout: float) -> int:
         return self.popen.wait(timeout)
@@ -278,16 +263,6 @@ class Processes:
         start side by side: a start is mostly imports, and there are two cores)."""
         for proc in procs:
             wait_until(lambda p=proc: _ready(p), within=within, what=f"{proc.name} to start")
-
-    def serve(self, name: str, **extra: str) -> Proc:
-        proc = self.start_serve(name, **extra)
-        self.ready(proc)
-        return proc
-
-    def worker(self, name: str, **extra: str) -> Proc:
-        proc = self.start_worker(name, **extra)
-        self.ready(proc)
-        return proc
 
     def _start(
         self, name: str, args: list[str], extra: Mapping[str, str], *, url: str | None = None

@@ -23,7 +23,7 @@ from tests.faults.site import PHONES, Site
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
-SLA = 12
+SLA = 10
 STEP = 5
 AT_ONCE = 3  # seconds from the engine running again to an overdue page at the provider
 
@@ -37,16 +37,16 @@ async def test_after_downtime_overdue_steps_fire_at_once_marked_late_and_misses_
     chain = [("sms", [name], STEP) for name in ("Anna", "Bram", "Cas", "Dirk")]
     async with httpx.AsyncClient(base_url=str(serve.url), timeout=10) as client:
         await site.seed(client, *chain)
-        first = await site.report(client)
+        r1 = await site.report(client)
         await eventually(lambda: _paged(twilio, "Bram"), within=STEP + 5, what="step 2 of R1")
-        second = await site.report(client)
+        r2 = await site.report(client)
         await eventually(lambda: _paged(twilio, "Anna", 2), within=5, what="step 1 of R2")
     await eventually(site.settled, within=5, what="nothing in flight")
 
     # Everything goes down, past R1's deadline and past a step of both reports.
     for proc in (serve, worker):
         proc.kill()
-    deadline = (await site.get(first)).deadline_at
+    deadline = (await site.get(r1)).deadline_at
     await asyncio.sleep(max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 1)
     restarted_at = datetime.now(UTC)
     serve = procs.start_serve("serve-2", port=procs.public_port, **sla)
@@ -60,7 +60,7 @@ async def test_after_downtime_overdue_steps_fire_at_once_marked_late_and_misses_
         lambda: _paged(twilio, "Bram", 2), within=AT_ONCE, what="R2's late step"
     )
     assert time.monotonic() - running <= AT_ONCE
-    for report_id, page_id, step in ((first, cas, 3), (second, bram, 2)):
+    for report_id, page_id, step in ((r1, cas, 3), (r2, bram, 2)):
         [page] = [p for p in await site.pages(report_id) if p.id == page_id]
         assert page.is_late
         assert page.step_no == step
@@ -73,18 +73,18 @@ async def test_after_downtime_overdue_steps_fire_at_once_marked_late_and_misses_
 
     # R1's promise broke while everything was down: recorded once it was back, and it stays.
     async def missed() -> bool:
-        return (await site.get(first)).sla_met is False
+        return (await site.get(r1)).sla_met is False
 
     await eventually(missed, within=AT_ONCE, what="R1's broken promise to be recorded")
-    [verdict] = [e for e in await site.events(first) if e.type == "sla_missed"]
+    [verdict] = [e for e in await site.events(r1) if e.type == "sla_missed"]
     assert verdict.at >= restarted_at > deadline
     async with httpx.AsyncClient(base_url=str(serve.url), timeout=10) as client:
-        for report_id in (first, second):
+        for report_id in (r1, r2):
             r = await site.ack(client, report_id, "Anna")
             assert r.status_code == 200, r.text
-    assert (await site.get(first)).sla_met is False
+    assert (await site.get(r1)).sla_met is False
     await eventually(site.settled, within=5, what="nothing in flight")
-    await assert_invariants(site, twilio, [first, second])
+    await assert_invariants(site, twilio, [r1, r2])
 
 
 async def _paged(twilio: FakeTwilio, name: str, times: int = 1) -> int | None:
