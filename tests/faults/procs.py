@@ -80,11 +80,12 @@ def _postgres_bin() -> Path:
 class Cluster:
     """A throwaway PostgreSQL cluster in a temporary directory, on a free loopback port.
 
-    `initdb` refuses to run as root, so the cluster belongs to the `postgres` user and its tools
-    run through `runuser`. fsync stays on: a crash test on a database that may lose commits would
-    prove nothing. `stop(mode="immediate")` is a crash (no shutdown checkpoint; recovery replays
-    the WAL at the next start). Commit timestamps are kept (`track_commit_timestamp`), so a test
-    can tell in which order transactions of different processes committed.
+    `initdb` refuses to run as root, so as root the cluster belongs to the `postgres` user and
+    its tools run through `runuser` (anyone else runs them as themselves). fsync stays on: a
+    crash test on a database that may lose commits would prove nothing. `stop("immediate")` is
+    a crash (no shutdown checkpoint; the next start replays the WAL). Commit timestamps are kept
+    (`track_commit_timestamp`), so a test can tell in which order transactions of different
+    processes committed.
     """
 
     def __init__(self) -> None:
@@ -93,15 +94,22 @@ class Cluster:
         self.data = self.root / "data"
         self.log = self.root / "postgres.log"
         self.port = free_port()
-        owner = pwd.getpwnam(POSTGRES_USER)
-        os.chown(self.root, owner.pw_uid, owner.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        try:
+            if os.geteuid() == 0:
+                owner = pwd.getpwnam(POSTGRES_USER)
+                os.chown(self.root, owner.pw_uid, owner.pw_gid)
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
 
     def _run(self, program: str, *args: str, timeout: float = 60) -> None:
         command = [str(self.bin / program), *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", POSTGRES_USER, "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"{program} failed ({done.returncode}): {done.stderr.strip()}")
 
     def start(self) -> None:
         options = (
@@ -134,7 +142,7 @@ class Cluster:
         if self.is_running:
             try:
                 self.stop("immediate")
-            except (subprocess.SubprocessError, OSError):
+            except (RuntimeError, subprocess.SubprocessError, OSError):
                 # pg_ctl failed: end the postmaster of *this* data directory by its pid.
                 with contextlib.suppress(OSError, ValueError, IndexError):
                     pid = int((self.data / "postmaster.pid").read_text().split()[0])
