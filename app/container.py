@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
-from collections.abc import Sequence
+import signal
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -35,6 +38,11 @@ from routing.engine.hangup import Hangup
 from routing.engine.messenger import Messenger
 from routing.engine.reconciler import Reconciler
 from routing.page.bundle import PagingLimits
+
+log = logging.getLogger(__name__)
+
+# Where the engine calls its crash point (routing/engine/dispatcher.py and escalator.py).
+CRASH_POINTS = frozenset({"after_claim", "after_send", "after_timer_claim"})
 
 
 @dataclass
@@ -171,6 +179,31 @@ def default_senders(
     return [*senders, SimulatedPhones()]
 
 
+def crash_point_from(environ: Mapping[str, str]) -> Callable[[str], None]:
+    """Fault injection for the crash tests (tests/faults/): with `SOS_CRASH_AT=<point>` the
+    process SIGKILLs itself the `SOS_CRASH_AFTER`-th time (default: the first) the engine passes
+    that point, so a test can stop it at an exact spot. Without `SOS_CRASH_AT`, as in production,
+    the crash point does nothing."""
+    point = environ.get("SOS_CRASH_AT", "")
+    if not point:
+        return lambda _point: None
+    if point not in CRASH_POINTS:
+        raise ValueError(f"SOS_CRASH_AT={point!r} is not one of {', '.join(sorted(CRASH_POINTS))}")
+    after = int(environ.get("SOS_CRASH_AFTER", "1"))
+    hits = 0
+
+    def crash(at: str) -> None:
+        nonlocal hits
+        if at != point:
+            return
+        hits += 1
+        if hits >= after:
+            log.critical("crash point %s reached (hit %d): killing this process", at, hits)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
+
+
 def build(
     settings: Settings,
     *,
@@ -193,19 +226,28 @@ def build(
     )
     registry = ProviderRegistry(senders)
     metrics = Metrics(db, clock)
+    timings = settings.engine
+    crash_point = crash_point_from(os.environ)
     engine = Engine(
         db,
         clock,
         [
-            Escalator(),
+            Escalator(lease_seconds=timings.timer_lease_seconds, crash_point=crash_point),
             Dispatcher(
                 registry,
                 clock,
+                lease_seconds=timings.page_lease_seconds,
+                send_timeout=timings.send_timeout_seconds,
                 link_base=public_url(settings),
                 limits=PagingLimits(**settings.paging.model_dump()),
+                crash_point=crash_point,
             ),
             Messenger(registry, clock),
-            Reconciler(registry),
+            Reconciler(
+                registry,
+                retry_seconds=timings.reconcile_retry_seconds,
+                give_up_seconds=timings.reconcile_give_up_seconds,
+            ),
             Hangup(registry),
             Bridger(registry),
         ],

@@ -18,12 +18,20 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# Seconds to open a PostgreSQL connection, and to wait for a free pooled one.
+CONNECT_TIMEOUT = 5
+POOL_TIMEOUT = 10
+
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 10)
+        # A database that does not answer must cost a request seconds, then a 503: asyncpg would
+        # wait 60 s for a connection, the pool 30 s for a free one.
+        kwargs.setdefault("connect_args", {"timeout": CONNECT_TIMEOUT})
+        kwargs.setdefault("pool_timeout", POOL_TIMEOUT)
         return create_async_engine(url, **kwargs)
     kwargs.setdefault("connect_args", {"timeout": 30})
     # SQLite has one writer. One pooled connection makes transactions queue on an asyncio-aware

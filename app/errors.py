@@ -1,7 +1,8 @@
 """Every error a client can cause becomes `{"error": {"code", "message", "field"}}` with a 4xx.
 
-The one table from domain errors to HTTP lives here. A database that cannot be reached is a 503 with
-`Retry-After`, so clients retry instead of giving up; only a bug is a 500.
+The one table from domain errors to HTTP lives here. A database that cannot be reached (down,
+restarting, shutting down, out of connections) is a 503 with `Retry-After`, so clients retry
+instead of giving up; only a bug is a 500.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -115,6 +116,21 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# SQLSTATE classes that say the database is not there right now, rather than that the query was
+# wrong: connection exception (08), insufficient resources (53, e.g. too many connections) and
+# operator intervention (57: shutting down, "not yet accepting connections" while it recovers).
+# asyncpg reports these as plain database errors, not as OperationalError.
+UNAVAILABLE_SQLSTATES = ("08", "53", "57")
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if exc.connection_invalidated or str(sqlstate or "").startswith(UNAVAILABLE_SQLSTATES):
+        return await _database_unavailable(request, exc)
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
@@ -127,4 +143,5 @@ def install(app: FastAPI) -> None:
     # Only "cannot reach the database" is worth a retry; a data or integrity error is a bug.
     for db_error in (OperationalError, InterfaceError, PoolTimeout, ConnectionError, OSError):
         app.add_exception_handler(db_error, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

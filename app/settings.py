@@ -92,6 +92,32 @@ class PagingSettings(BaseModel):
     sms_window_seconds: int = Field(900, ge=10, le=86400)
 
 
+class EngineSettings(BaseModel):
+    """Engine timings. The defaults suit production; the fault-injection suite shortens them so a
+    killed process's work is taken over within seconds (`SOS_ENGINE__PAGE_LEASE_SECONDS=3`)."""
+
+    # How long a claimed page belongs to its worker; after that it is lost mid-send (`unknown`).
+    page_lease_seconds: float = Field(15, gt=0, le=600)
+    # The hard deadline on one provider call; shorter than the page lease, so a live send never
+    # outlasts its claim.
+    send_timeout_seconds: float = Field(8, gt=0, le=600)
+    # How long a claimed escalation timer belongs to its worker before another takes it over.
+    timer_lease_seconds: float = Field(10, gt=0, le=600)
+    # How often the reconciler asks the provider about a page whose outcome is unknown, and after
+    # how long (from the page's creation) it gives up and moves on, flagging a possible duplicate.
+    reconcile_retry_seconds: float = Field(30, gt=0, le=3600)
+    reconcile_give_up_seconds: float = Field(300, gt=0, le=86400)
+
+    @model_validator(mode="after")
+    def _send_within_lease(self) -> EngineSettings:
+        if self.send_timeout_seconds >= self.page_lease_seconds:
+            raise ValueError(
+                "SOS_ENGINE__SEND_TIMEOUT_SECONDS must be shorter than "
+                "SOS_ENGINE__PAGE_LEASE_SECONDS: a live send must never outlast its lease"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOS_", env_nested_delimiter="__", extra="ignore")
 
@@ -115,6 +141,7 @@ class Settings(BaseSettings):
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     paging: PagingSettings = Field(default_factory=PagingSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
     # then do not survive a restart, and several processes do not share them).
     secret_key: SecretStr = SecretStr("")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,9 +71,12 @@ class Dispatcher:
         batch: int = 50,
         link_base: str | None = None,
         limits: PagingLimits = PagingLimits(1, 5, 900),
+        crash_point: Callable[[str], None] = lambda _point: None,
     ) -> None:
         """`link_base`: the public URL that SMS and chat pages' accept links start with;
-        `limits`: how many calls and SMS one staff member gets (`routing/page/bundle.py`)."""
+        `limits`: how many calls and SMS one staff member gets (`routing/page/bundle.py`);
+        `crash_point`: called at `after_claim` and `after_send`, where the fault-injection suite
+        kills the process (a no-op otherwise)."""
         assert send_timeout < lease_seconds, "a live send must never outlast its lease"
         self.registry = registry
         self.clock = clock
@@ -83,6 +86,7 @@ class Dispatcher:
         self.batch = batch
         self.link_base = link_base.rstrip("/") if link_base else None
         self.limits = limits
+        self.crash_point = crash_point
 
     def due(self) -> Sequence[ScalarSelect[Any]]:
         return [
@@ -105,6 +109,7 @@ class Dispatcher:
             )
             claimed = await self._outbound(session, sends, now)
         if claimed:
+            self.crash_point("after_claim")
             await asyncio.gather(*(self._send_and_record(db, c) for c in claimed))
         return expired + released + looked_at
 
@@ -217,6 +222,8 @@ class Dispatcher:
                 outcome = OutcomeUnknownError(f"no answer within {self.send_timeout:g} s")
             except (TemporaryProviderError, PermanentProviderError, OutcomeUnknownError) as exc:
                 outcome = exc
+        if isinstance(outcome, SendResult):
+            self.crash_point("after_send")
         now = self.clock.now()
         async with db.begin() as session:
             await self._record(session, c, outcome, now)

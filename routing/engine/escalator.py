@@ -4,7 +4,7 @@ start a callback appointment, page all hands before the promise breaks, or recor
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,11 +26,19 @@ class Escalator:
     name = "escalator"
 
     def __init__(
-        self, *, lease_seconds: float = 10, batch: int = 100, late_slack: float = 2
+        self,
+        *,
+        lease_seconds: float = 10,
+        batch: int = 100,
+        late_slack: float = 2,
+        crash_point: Callable[[str], None] = lambda _point: None,
     ) -> None:
+        """`crash_point`: called at `after_timer_claim`, where the fault-injection suite kills the
+        process (a no-op otherwise)."""
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
         self.late_slack = late_slack
+        self.crash_point = crash_point
 
     def due(self) -> Sequence[ScalarSelect[Any]]:
         return [
@@ -61,6 +69,8 @@ class Escalator:
                 ],
                 limit=self.batch,
             )
+        if rows:
+            self.crash_point("after_timer_claim")
         for row in rows:
             async with db.begin() as session:
                 await self._fire(session, row, now)

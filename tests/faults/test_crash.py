@@ -1,0 +1,114 @@
+"""A process killed in the middle of paging (reliability.md §5 rows 17-18): it claimed a page and
+died before sending it, or after the provider accepted it and before the outcome was recorded; or
+it claimed a step's timer and died before moving the report on.
+
+The victim is a `serve` process that kills itself at the crash point (`SOS_CRASH_AT`) while
+sending the page of a report it just took in; the survivor is a worker, paused until the victim
+is dead so the victim surely claims first. The claim's lease runs out, the survivor finds the
+page lost mid-send and asks the provider about it. Twilio cannot be asked about a message or
+call without its sid, which died with the victim, so the outcome stays unknown: the page is
+given up, flagged as a possible duplicate, and the report moves on to its next step at once.
+The page is never sent blindly a second time, and the report is never left unpaged. A timer
+lost with its worker is taken over once its lease runs out, and the step fires once, late.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import httpx
+import pytest
+
+from tests.faults.conftest import FAST
+from tests.faults.fake_twilio import FakeTwilio, Send
+from tests.faults.invariants import assert_invariants, is_flagged
+from tests.faults.procs import Processes, account_sid, eventually
+from tests.faults.site import PHONES, Site
+
+pytestmark = [pytest.mark.faults, pytest.mark.postgres]
+
+LEASE = float(FAST["SOS_ENGINE__PAGE_LEASE_SECONDS"])
+TIMER_LEASE = float(FAST["SOS_ENGINE__TIMER_LEASE_SECONDS"])
+STEP = 5
+
+
+@pytest.mark.parametrize(
+    ("point", "reached_provider"), [("after_claim", 0), ("after_send", 1)], ids=["before", "after"]
+)
+async def test_a_worker_killed_while_sending_a_page_costs_one_step_not_the_report(
+    point: str, reached_provider: int, procs: Processes, site: Site, twilio: FakeTwilio
+) -> None:
+    victim = procs.start_serve("serve-1", SOS_CRASH_AT=point)
+    survivor = procs.start_worker("worker-1")
+    procs.ready(victim, survivor)
+    survivor.pause()
+    accepted = []
+    async with httpx.AsyncClient(base_url=str(victim.url), timeout=10) as client:
+        await site.seed(client, ("sms", ["Anna"], 30), ("sms", ["Bram"], 30))
+        try:
+            r = await site.submit(client)
+            accepted.append(r.json()["id"])
+        except httpx.TransportError:
+            pass  # it may die before it answers; the report was committed before any claim
+    assert victim.wait_exit(timeout=15) == -signal.SIGKILL, "the victim did not crash"
+    survivor.resume()
+
+    [report] = await site.reports()
+    [lost] = await site.pages(report.id)
+    assert (lost.state, lost.staff_id) == ("sending", site.staff["Anna"])
+    assert len(twilio.by_page().get(lost.id, [])) == reached_provider
+
+    async def paged_again() -> Send | None:
+        return next((s for s in twilio.pages() if s.account == account_sid("worker-1")), None)
+
+    again = await eventually(paged_again, within=LEASE + 15, what="the report to be paged again")
+    assert again.to == PHONES["Bram"]
+    assert lost.claimed_at is not None
+    recovery = (again.at - lost.claimed_at).total_seconds()
+    assert recovery <= LEASE + 5, f"the report waited {recovery:.1f} s after the crash"
+
+    await eventually(site.settled, within=10, what="nothing in flight")
+    [given_up, bram] = await site.pages(report.id)
+    assert is_flagged(given_up), (given_up.state, given_up.error)
+    assert bram.state == "sent"
+    # Anna's page never went out again, and Bram's went out once.
+    assert len(twilio.by_page().get(lost.id, [])) == reached_provider
+    assert len(twilio.by_page()[bram.id]) == 1
+    timeline = [e.type for e in await site.events(report.id)]
+    assert "page_unknown" in timeline
+    await assert_invariants(site, twilio, accepted)
+
+
+async def test_a_worker_killed_holding_a_step_timer_hands_the_step_over_after_its_lease(
+    procs: Processes, site: Site, twilio: FakeTwilio
+) -> None:
+    victim = procs.start_serve("serve-1", SOS_CRASH_AT="after_timer_claim")
+    survivor = procs.start_worker("worker-1")
+    procs.ready(victim, survivor)
+    survivor.pause()
+    async with httpx.AsyncClient(base_url=str(victim.url), timeout=10) as client:
+        await site.seed(client, ("sms", ["Anna"], STEP), ("sms", ["Bram"], 30))
+        report = await site.report(client)
+    # The first timer of the report the victim claims (Anna's step running out, or the step
+    # itself starting) is the one it dies holding.
+    assert victim.wait_exit(timeout=STEP + 15) == -signal.SIGKILL, "the victim did not crash"
+    survivor.resume()
+    [timer] = [t for t in await site.timers() if t.state == "leased"]
+    assert timer.claimed_at is not None
+
+    async def survivor_paged() -> Send | None:
+        return next((s for s in twilio.pages() if s.account == account_sid("worker-1")), None)
+
+    taken_over = await eventually(
+        survivor_paged, within=TIMER_LEASE + 15, what="the step to be taken over"
+    )
+    recovery = (taken_over.at - timer.claimed_at).total_seconds()
+    assert recovery <= TIMER_LEASE + 5, f"the step waited {recovery:.1f} s after the crash"
+
+    await eventually(site.settled, within=10, what="nothing in flight")
+    [page] = [p for p in await site.pages(report) if p.id == taken_over.page_id]
+    assert page.is_late  # taken over after the lease: late, and it says so
+    sent = [e for e in await site.events(report) if e.type == "page_sent"]
+    assert any("(late)" in e.detail and e.data["page_id"] == page.id for e in sent)
+    assert all(len(sends) == 1 for sends in twilio.by_page().values())
+    await assert_invariants(site, twilio, [report])
