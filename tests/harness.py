@@ -139,6 +139,14 @@ class Harness:
     async def tick(self) -> int:
         return await self.container.engine.run_until_idle()
 
+    async def route(self) -> None:
+        """Run only the escalator: due steps are routed and their pages wait, unsent (to stage
+        what a worker finds when it claims them)."""
+        escalator = self.container.engine.modules[0]
+        assert escalator.name == "escalator"
+        while await escalator.run_once(self.container.db, self.clock.now()):
+            pass
+
     async def advance(self, seconds: float) -> None:
         """Fast-forward `seconds`, stopping the clock at every due row so the engine handles it
         exactly when it falls due, as a live loop would (GoAlert's FastForward)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy import ScalarSelect, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from providers.base import (
@@ -110,8 +110,33 @@ class Dispatcher:
             claimed = await self._outbound(session, sends, now)
         if claimed:
             self.crash_point("after_claim")
+            claimed = await self._dispatch(db, claimed, now)
             await asyncio.gather(*(self._send_and_record(db, c) for c in claimed))
         return expired + released + looked_at
+
+    @staticmethod
+    async def _dispatch(
+        db: async_sessionmaker[AsyncSession], claimed: list[_Claimed], now: datetime
+    ) -> list[_Claimed]:
+        """Mark the claimed pages as going to the provider now, in a commit of their own: if this
+        worker dies before that commit, the pages were provably never sent and go out again
+        (`_expire_stale`); after it, their outcome is unknown until the provider says. Returns
+        the pages still this worker's to send."""
+        async with db.begin() as session:
+            mine = set(
+                await session.scalars(
+                    update(Page)
+                    .where(
+                        tuple_(Page.id, Page.fence).in_([(c.page_id, c.fence) for c in claimed]),
+                        Page.state == "sending",
+                        Page.dispatched_at.is_(None),
+                    )
+                    .values(dispatched_at=now)
+                    .returning(Page.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+        return [c for c in claimed if c.page_id in mine]
 
     async def _outbound(
         self, session: AsyncSession, sends: Sequence[Send], now: datetime
@@ -266,18 +291,40 @@ class Dispatcher:
             )
 
     async def _expire_stale(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
-        """Pages still `sending` past their lease: their worker died mid-send."""
+        """Pages still `sending` past their lease: their worker died. One that never reached
+        its dispatch mark was never sent, and goes out again now; the others may have been sent,
+        and go to the reconciler."""
         async with db.begin() as session:
             stale = await lost_sends(session, Page, now=now, limit=self.batch)
-            for row in stale:
-                await page_service.record_unknown(
-                    session,
-                    page_id=row.id,
-                    fence=row.fence,
-                    detail="worker lost during send",
-                    now=now,
-                    reconcile_at=now,
+            dispatched = (
+                set(
+                    await session.scalars(
+                        select(Page.id).where(
+                            Page.id.in_([row.id for row in stale]), Page.dispatched_at.is_not(None)
+                        )
+                    )
                 )
+                if stale
+                else set()
+            )
+            for row in stale:
+                if row.id in dispatched:
+                    await page_service.record_unknown(
+                        session,
+                        page_id=row.id,
+                        fence=row.fence,
+                        detail="worker lost during send",
+                        now=now,
+                        reconcile_at=now,
+                    )
+                else:
+                    await page_service.record_unsent(
+                        session, page_id=row.id, fence=row.fence, now=now
+                    )
         if stale:
-            log.warning("%d page(s) lost their sender mid-send; reconciling", len(stale))
+            log.warning(
+                "%d page(s) lost their sender (%d before the provider call: sent again)",
+                len(stale),
+                len(stale) - len(dispatched),
+            )
         return len(stale)

@@ -215,6 +215,7 @@ async def _write(
                 state="sending",
                 lease_until=lease_until,
                 claimed_at=now,
+                dispatched_at=None,  # until the dispatcher's own mark, just before it sends
                 tries=Page.tries + 1,
                 fence=Page.fence + 1,
                 bundle_id=case((Page.id.in_(carriers), Page.id), else_=None),

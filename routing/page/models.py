@@ -42,6 +42,9 @@ class Page(Base):
     # SMS pages sent as one bundled message share the id of the page that carried it.
     bundle_id: Mapped[int | None] = mapped_column(BigIntId)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set in its own commit just before the provider call: a page lost mid-send without it was
+    # provably never sent, so it is sent again; with it, the outcome is unknown.
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -272,6 +272,22 @@ async def record_unknown(
     _page_event(session, page, staff, EventType.PAGE_UNKNOWN, f": outcome unknown ({detail})", now)
 
 
+async def record_unsent(session: AsyncSession, *, page_id: int, fence: int, now: datetime) -> None:
+    """The worker that claimed the page died before the provider call (no dispatch mark): it
+    was never sent, so it is due again at once, as the same page (no try counted)."""
+    await _fenced(
+        session,
+        page_id,
+        fence,
+        "sending",
+        state="pending",
+        due_at=now,
+        lease_until=None,
+        claimed_at=None,
+        tries=Page.tries - 1,
+    )
+
+
 async def apply_delivery_update(
     session: AsyncSession, *, page_id: int, update_: DeliveryUpdate, now: datetime
 ) -> None:

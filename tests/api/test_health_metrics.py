@@ -263,8 +263,7 @@ class TestMetrics:
         await h.staff("Anna")
         await h.chain(("voice", ["Anna"], 60))
         await h.report()
-        escalator = h.container.engine.modules[0]
-        await escalator.run_once(h.container.db, h.clock.now())  # step 1 routed: a page due now
+        await h.route()  # step 1 routed: its page is due now
 
         before = await scrape(h.client)
         h.clock.advance(2)  # the engine gets to the first page 2 s after it fell due

@@ -4,12 +4,18 @@ it claimed a step's timer and died before moving the report on.
 
 The victim is a `serve` process that kills itself at the crash point (`SOS_CRASH_AT`) while
 sending the page of a report it just took in; the survivor is a worker, paused until the victim
-is dead so the victim surely claims first. The claim's lease runs out, the survivor finds the
-page lost mid-send and asks the provider about it. Twilio cannot be asked about a message or
-call without its sid, which died with the victim, so the outcome stays unknown: the page is
-given up, flagged as a possible duplicate, and the report moves on to its next step at once.
-The page is never sent blindly a second time, and the report is never left unpaged. A timer
-lost with its worker is taken over once its lease runs out, and the step fires once, late.
+is dead so the victim surely claims first. The claim's lease runs out and the survivor finds the
+page lost mid-send:
+
+- killed before its dispatch mark (`after_claim`), the page was provably never sent: the
+  survivor sends the same page, once, within lease + 5 s;
+- killed after the provider accepted it (`after_send`), the outcome is unknown. Twilio cannot be
+  asked about a message or call without its sid, which died with the victim, so the page is given
+  up, flagged as a possible duplicate, and the report moves on to its next step at once: never a
+  blind second send, never a report left unpaged.
+
+A timer lost with its worker is taken over once its lease runs out, and the step fires once,
+late.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import signal
 import httpx
 import pytest
 
+from routing.page.models import Page
 from tests.faults.conftest import FAST
 from tests.faults.fake_twilio import FakeTwilio, Send
 from tests.faults.invariants import assert_invariants, is_flagged
@@ -32,12 +39,9 @@ TIMER_LEASE = float(FAST["SOS_ENGINE__TIMER_LEASE_SECONDS"])
 STEP = 5
 
 
-@pytest.mark.parametrize(
-    ("point", "reached_provider"), [("after_claim", 0), ("after_send", 1)], ids=["before", "after"]
-)
-async def test_a_worker_killed_while_sending_a_page_costs_one_step_not_the_report(
-    point: str, reached_provider: int, procs: Processes, site: Site, twilio: FakeTwilio
-) -> None:
+async def _killed_while_sending(point: str, procs: Processes, site: Site) -> tuple[list[str], Page]:
+    """A report whose first page the victim claimed and then died at `point`; returns the
+    accepted report ids and that page."""
     victim = procs.start_serve("serve-1", SOS_CRASH_AT=point)
     survivor = procs.start_worker("worker-1")
     procs.ready(victim, survivor)
@@ -56,7 +60,40 @@ async def test_a_worker_killed_while_sending_a_page_costs_one_step_not_the_repor
     [report] = await site.reports()
     [lost] = await site.pages(report.id)
     assert (lost.state, lost.staff_id) == ("sending", site.staff["Anna"])
+    return accepted, lost
+
+
+async def test_a_worker_killed_before_sending_a_page_leaves_it_to_another_worker_once(
+    procs: Processes, site: Site, twilio: FakeTwilio
+) -> None:
+    accepted, lost = await _killed_while_sending("after_claim", procs, site)
+    assert twilio.by_page().get(lost.id, []) == []
+
+    async def sent() -> Send | None:
+        return next(iter(twilio.by_page().get(lost.id, [])), None)
+
+    again = await eventually(sent, within=LEASE + 15, what="the lost page to go out")
+    assert again.account == account_sid("worker-1")
+    assert again.to == PHONES["Anna"]
+    assert lost.claimed_at is not None
+    recovery = (again.at - lost.claimed_at).total_seconds()
+    assert recovery <= LEASE + 5, f"the page waited {recovery:.1f} s after the crash"
+
+    await eventually(site.settled, within=10, what="nothing in flight")
+    [page] = await site.pages(lost.report_id)
+    assert (page.id, page.state) == (lost.id, "sent")
+    assert not is_flagged(page)
+    assert len(twilio.by_page()[lost.id]) == 1
+    await assert_invariants(site, twilio, accepted)
+
+
+async def test_a_worker_killed_after_the_provider_took_a_page_costs_one_step_not_the_report(
+    procs: Processes, site: Site, twilio: FakeTwilio
+) -> None:
+    accepted, lost = await _killed_while_sending("after_send", procs, site)
+    reached_provider = 1
     assert len(twilio.by_page().get(lost.id, [])) == reached_provider
+    report_id = lost.report_id
 
     async def paged_again() -> Send | None:
         return next((s for s in twilio.pages() if s.account == account_sid("worker-1")), None)
@@ -68,13 +105,13 @@ async def test_a_worker_killed_while_sending_a_page_costs_one_step_not_the_repor
     assert recovery <= LEASE + 5, f"the report waited {recovery:.1f} s after the crash"
 
     await eventually(site.settled, within=10, what="nothing in flight")
-    [given_up, bram] = await site.pages(report.id)
+    [given_up, bram] = await site.pages(report_id)
     assert is_flagged(given_up), (given_up.state, given_up.error)
     assert bram.state == "sent"
     # Anna's page never went out again, and Bram's went out once.
     assert len(twilio.by_page().get(lost.id, [])) == reached_provider
     assert len(twilio.by_page()[bram.id]) == 1
-    timeline = [e.type for e in await site.events(report.id)]
+    timeline = [e.type for e in await site.events(report_id)]
     assert "page_unknown" in timeline
     await assert_invariants(site, twilio, accepted)
 

@@ -1,7 +1,7 @@
 """Provider outcomes drive the chain: a missed page moves on at once, a temporary error retries
 the same page, an unknown outcome is reconciled before anything is sent again."""
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from providers.fake import FAILS_PERMANENTLY, FAILS_TEMPORARILY, NO_ANSWER, OUTCOME_UNKNOWN
 from routing.page.models import EscalationTimer, Page
@@ -90,16 +90,56 @@ async def test_unknown_outcome_is_reconciled_then_resent_once(h: Harness) -> Non
     assert "page_unknown" in types(await h.get(report["id"]))
 
 
-async def test_worker_lost_mid_send_is_reconciled_not_blindly_resent(h: Harness) -> None:
+async def _pages(h: Harness) -> list[Page]:
+    async with h.container.db() as session:
+        return list(await session.scalars(select(Page).order_by(Page.id)))
+
+
+async def test_worker_lost_before_the_provider_call_sends_the_page_again_once(
+    h: Harness,
+) -> None:
     await _chain(h)
     await h.report()
-    # A worker claimed the page and died before calling the provider.
+    await h.route()
+    # A worker claimed the page and died before its dispatch mark: it never called the provider.
     async with h.container.db.begin() as session:
         await session.execute(
-            update(Page).values(state="sending", fence=Page.fence + 1, lease_until=h.clock.now())
+            update(Page).values(
+                state="sending",
+                fence=Page.fence + 1,
+                tries=Page.tries + 1,
+                lease_until=h.clock.now(),
+            )
+        )
+    await h.advance(1)  # lease expired, no dispatch mark → provably unsent → sent again, once
+    h.expect(("Anna", VOICE))
+    (page,) = await _pages(h)
+    assert (page.state, page.tries) == ("sent", 1)
+    assert "page_unknown" not in types(await h.get(page.report_id))
+    await h.advance(60)
+    h.expect(("Bram", SMS))
+
+
+async def test_worker_lost_after_its_dispatch_mark_is_reconciled_not_blindly_resent(
+    h: Harness,
+) -> None:
+    await _chain(h)
+    await h.report()
+    await h.route()
+    # The worker marked the page dispatched and died: the provider may or may not have it.
+    async with h.container.db.begin() as session:
+        await session.execute(
+            update(Page).values(
+                state="sending",
+                fence=Page.fence + 1,
+                lease_until=h.clock.now(),
+                dispatched_at=h.clock.now(),
+            )
         )
     await h.advance(1)  # lease expired → unknown → the fake has no such call → sent once
     h.expect(("Anna", VOICE))
+    (page,) = await _pages(h)
+    assert "page_unknown" in types(await h.get(page.report_id))
     await h.advance(60)
     h.expect(("Bram", SMS))
 
@@ -112,7 +152,12 @@ async def test_worker_lost_after_provider_accepted_is_not_sent_twice(h: Harness)
     # The provider took the call, but the worker died before recording it.
     async with h.container.db.begin() as session:
         await session.execute(
-            update(Page).values(state="sending", fence=Page.fence + 1, lease_until=h.clock.now())
+            update(Page).values(
+                state="sending",
+                fence=Page.fence + 1,
+                lease_until=h.clock.now(),
+                dispatched_at=h.clock.now(),
+            )
         )
     await h.advance(59)
     h.expect_none()
