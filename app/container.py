@@ -21,6 +21,7 @@ from providers.twilio.config import TwilioConfig
 from providers.twilio.senders import TwilioSms, TwilioVoice
 from routing import guard
 from routing.clock import Clock, SystemClock
+from routing.engine.auditor import Auditor, Contact
 from routing.engine.bridger import Bridger
 from routing.engine.dispatcher import Dispatcher
 from routing.engine.engine import Engine
@@ -103,6 +104,23 @@ def default_senders(
     return [*senders, SimulatedPhones()]
 
 
+def auditor(settings: Settings) -> Auditor:
+    """The escalation auditor, alerting the operators' phone (SMS) and/or chat id."""
+    operators = settings.operators
+    contacts = [
+        Contact(channel, to)
+        for channel, to in ((Channel.SMS, operators.phone), (Channel.CHAT, operators.chat_id))
+        if to
+    ]
+    return Auditor(
+        interval_seconds=settings.auditor.interval_seconds,
+        slack_seconds=settings.auditor.slack_seconds,
+        prebreach_seconds=settings.prebreach_seconds,
+        operators=contacts,
+        language=operators.language,
+    )
+
+
 def build(
     settings: Settings,
     *,
@@ -136,6 +154,8 @@ def build(
             Reconciler(registry),
             Hangup(registry),
             Bridger(registry),
+            # Last: it judges what the modules above left undone in the same tick.
+            auditor(settings),
         ],
         raise_errors=raise_errors,
     )

@@ -1,6 +1,16 @@
 from fastapi import APIRouter
 
-from app.api import chains, health, readiness, reports, schedules, simulator, sla, staff
+from app.api import (
+    chains,
+    health,
+    heartbeat,
+    readiness,
+    reports,
+    schedules,
+    simulator,
+    sla,
+    staff,
+)
 from app.api.webhooks import twilio as twilio_webhooks
 
 api_router = APIRouter()
@@ -13,6 +23,7 @@ for module in (
     sla,
     simulator,
     health,
+    heartbeat,
     twilio_webhooks,
 ):
     api_router.include_router(module.router)
