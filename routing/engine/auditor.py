@@ -246,7 +246,7 @@ class Auditor:
                     Report.sla_met,
                     Report.is_exhausted,
                     repair.has_live_timer("deadline").label("has_deadline"),
-                    repair.has_live_timer("step", "start").label("has_step"),
+                    repair.has_live_timer(*repair.MOVES_ON).label("has_step"),
                 )
                 .where(
                     Report.acknowledged_at.is_(None),
@@ -255,7 +255,7 @@ class Auditor:
                         and_(Report.sla_met.is_(None), ~repair.has_live_timer("deadline")),
                         and_(
                             Report.is_exhausted.is_(False),
-                            ~repair.has_live_timer("step", "start"),
+                            ~repair.has_live_timer(*repair.MOVES_ON),
                         ),
                     ),
                 )

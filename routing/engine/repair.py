@@ -32,6 +32,9 @@ from routing.report.models import Report
 from routing.types import ReportStatus
 
 LIVE = ("pending", "leased")
+# The timers that move a chain on: `step` (a step had its turn), `start` (a callback appointment)
+# and `first` (a new report's first step, where intake leaves it to the engine).
+MOVES_ON = ("first", "step", "start")
 
 
 def has_live_timer(*kinds: str) -> Exists:
@@ -132,7 +135,7 @@ async def restore_escalation(
             await _rearm(session, report, "prebreach", StepRef(0, 0), at_risk, now)
             restored.append("prebreach")
     first = planner.first_step(report.chain, report.attempt_base)
-    if first is not None and not report.is_exhausted and not live & {"step", "start"}:
+    if first is not None and not report.is_exhausted and live.isdisjoint(MOVES_ON):
         steps = [StepRef(t.step_no, t.attempt_no) for t in timers if t.kind == "step"]
         restored.append(await _restore_step(session, report, first, steps, now))
     if restored:
