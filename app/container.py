@@ -30,6 +30,7 @@ from providers.vonage.config import VonageConfig
 from providers.vonage.senders import VonageSms, VonageVoice
 from routing import guard
 from routing.clock import Clock, SystemClock
+from routing.engine.auditor import Auditor, Contact
 from routing.engine.bridger import Bridger
 from routing.engine.dispatcher import Dispatcher
 from routing.engine.engine import Engine
@@ -204,6 +205,23 @@ def crash_point_from(environ: Mapping[str, str]) -> Callable[[str], None]:
     return crash
 
 
+def auditor(settings: Settings) -> Auditor:
+    """The escalation auditor, alerting the operators' phone (SMS) and/or chat id."""
+    operators = settings.operators
+    contacts = [
+        Contact(channel, to)
+        for channel, to in ((Channel.SMS, operators.phone), (Channel.CHAT, operators.chat_id))
+        if to
+    ]
+    return Auditor(
+        interval_seconds=settings.auditor.interval_seconds,
+        slack_seconds=settings.auditor.slack_seconds,
+        prebreach_seconds=settings.prebreach_seconds,
+        operators=contacts,
+        language=operators.language,
+    )
+
+
 def build(
     settings: Settings,
     *,
@@ -250,6 +268,8 @@ def build(
             ),
             Hangup(registry),
             Bridger(registry),
+            # Last: it judges what the modules above left undone in the same tick.
+            auditor(settings),
         ],
         raise_errors=raise_errors,
         observer=metrics,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers.vonage.auth import load_private_key
-from routing.phone import normalize_phone
+from routing.phone import can_receive_sms, normalize_phone
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sos-router.db"
 
@@ -118,6 +118,38 @@ class EngineSettings(BaseModel):
         return self
 
 
+class OperatorsSettings(BaseModel):
+    """Who hears about it when the auditor finds stuck or lost escalations: an SMS to `phone`,
+    a chat message to `chat_id` (a Slack user or channel id), or both. With neither, the auditor
+    can only log at ERROR, which nobody may read in time."""
+
+    phone: str = ""
+    chat_id: str = Field("", max_length=20)
+    language: Literal["nl", "en"] = "nl"
+
+    @field_validator("phone")
+    @classmethod
+    def _mobile(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            phone = normalize_phone(value)
+        except ValueError:
+            raise ValueError("SOS_OPERATORS__PHONE is not a valid phone number") from None
+        if not can_receive_sms(phone):
+            raise ValueError("SOS_OPERATORS__PHONE cannot receive SMS (not a mobile number)")
+        return phone
+
+
+class AuditorSettings(BaseModel):
+    """The escalation auditor: how often it checks, and how far past its due time a row must be
+    before it counts as stuck (normal claim latency is well under a second; the slack keeps a
+    busy moment from raising an alert)."""
+
+    interval_seconds: int = Field(30, ge=5, le=3600)
+    slack_seconds: int = Field(30, ge=5, le=3600)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOS_", env_nested_delimiter="__", extra="ignore")
 
@@ -142,6 +174,8 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     paging: PagingSettings = Field(default_factory=PagingSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    operators: OperatorsSettings = Field(default_factory=OperatorsSettings)
+    auditor: AuditorSettings = Field(default_factory=AuditorSettings)
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
     # then do not survive a restart, and several processes do not share them).
     secret_key: SecretStr = SecretStr("")

@@ -5,6 +5,7 @@ from routing.auth.models import ApiToken, StaffSession
 from routing.bridge.models import BridgeCall
 from routing.chain.models import Chain
 from routing.db import Base
+from routing.engine.models import Heartbeat
 from routing.inbound.models import InboundMessage, SosCall
 from routing.notify.models import OutboundMessage, PhoneVerification
 from routing.page.models import AckLink, EscalationTimer, Page
@@ -20,6 +21,7 @@ __all__ = [
     "BridgeCall",
     "Chain",
     "EscalationTimer",
+    "Heartbeat",
     "IdempotencyKey",
     "InboundMessage",
     "OutboundMessage",

@@ -42,3 +42,20 @@ def test_chat_without_a_signing_secret_stops_at_start(monkeypatch: pytest.Monkey
     monkeypatch.setenv("SOS_SLACK__BOT_TOKEN", "xoxb-1")
     with pytest.raises(ValidationError, match="SOS_SLACK__SIGNING_SECRET"):
         Settings()
+
+
+def test_the_operators_phone_is_stored_in_e164(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOS_OPERATORS__PHONE", "06 11112222")
+    monkeypatch.setenv("SOS_AUDITOR__INTERVAL_SECONDS", "60")
+    settings = Settings()
+    assert settings.operators.phone == "+31611112222"
+    assert settings.auditor.interval_seconds == 60
+
+
+@pytest.mark.parametrize("phone", ["not a number", "020 123 4567"], ids=["garbage", "landline"])
+def test_an_operators_phone_no_sms_reaches_stops_at_start(
+    monkeypatch: pytest.MonkeyPatch, phone: str
+) -> None:
+    monkeypatch.setenv("SOS_OPERATORS__PHONE", phone)
+    with pytest.raises(ValidationError, match="SOS_OPERATORS__PHONE"):
+        Settings()

@@ -1,6 +1,16 @@
 from fastapi import APIRouter
 
-from app.api import chains, health, readiness, reports, schedules, simulator, sla, staff
+from app.api import (
+    chains,
+    health,
+    heartbeat,
+    readiness,
+    reports,
+    schedules,
+    simulator,
+    sla,
+    staff,
+)
 from app.api.webhooks import twilio as twilio_webhooks
 from app.api.webhooks import vonage as vonage_webhooks
 
@@ -14,6 +24,7 @@ for module in (
     sla,
     simulator,
     health,
+    heartbeat,
     twilio_webhooks,
     vonage_webhooks,
 ):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from providers.base import Channel, ContentGuard, OutboundPage, SendResult, screen
+from providers.base import Channel, ContentGuard, OutboundPage, OutboundText, SendResult, screen
 from providers.slack.client import SlackClient
 
 PROVIDER = "slack"
@@ -107,6 +107,15 @@ class SlackChat:
         )
         return SendResult(PROVIDER, external_id(posted.channel, posted.ts))
 
+    async def send_text(self, text: OutboundText) -> SendResult:
+        """Post a plain message that is not a page (the auditor's alert to the operators): no
+        button, nothing to accept."""
+        safe = self._safe(text.body, f"chat text {text.message_id}")
+        posted = await self.client.post_message(
+            channel=text.to, text=safe, blocks=[_section(_escape(safe))]
+        )
+        return SendResult(PROVIDER, external_id(posted.channel, posted.ts))
+
     async def show_accepted(
         self, *, channel: str, ts: str, holder_name: str, category: str, reference: str
     ) -> None:
@@ -127,6 +136,7 @@ class SlackChat:
 
 
 if TYPE_CHECKING:
-    from providers.base import MessageSender
+    from providers.base import MessageSender, TextSender
 
     _chat: type[MessageSender] = SlackChat
+    _chat_texts: type[TextSender] = SlackChat

@@ -36,6 +36,8 @@ class EventType:
     MESSAGE_FAILED = "message_failed"
     MESSAGE_UNKNOWN = "message_unknown"
     PHONE_VERIFIED = "phone_verified"
+    # The escalation auditor found this report's escalation stuck or lost and repaired it.
+    AUDIT_REPAIR = "audit_repair"
 
 
 def record(

@@ -1,5 +1,6 @@
-"""Every text sos-router sends a customer, and the code it sends a staff member to verify their
-phone: Dutch and English, kept in this one module. Other languages fall back to Dutch.
+"""Every text sos-router sends a customer, the code it sends a staff member to verify their
+phone, and the auditor's alert to the operators: Dutch and English, kept in this one module.
+Other languages fall back to Dutch.
 
 What a customer text may carry: the report's reference, the promise in minutes, a time, and the
 first name of the colleague who accepted. Never the customer's number, name, account or anything
@@ -9,6 +10,7 @@ they wrote. Every text still passes the outbound-content guard when it is queued
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -48,6 +50,33 @@ VERIFICATION_SPOKEN = {
     "en": "This is the bank's SOS service. Your verification code is: {digits}. "
     "Once more: {digits}.",
 }
+
+# The escalation auditor's alert to the operators: counts per kind of finding and report
+# references, nothing about a customer.
+OPERATORS_ALERT = {
+    "nl": "SOS-router controle: {findings}.{references} Zie de logs en de console.",
+    "en": "SOS-router audit: {findings}.{references} See the logs and the console.",
+}
+OPERATORS_FINDINGS = {
+    "nl": {
+        "lost_escalations": ("{n} melding zonder escalatie", "{n} meldingen zonder escalatie"),
+        "stuck_timers": ("{n} escalatietimer blijft liggen", "{n} escalatietimers blijven liggen"),
+        "stuck_pages": ("{n} oproep blijft hangen", "{n} oproepen blijven hangen"),
+        "stuck_texts": ("{n} sms blijft hangen", "{n} sms'en blijven hangen"),
+    },
+    "en": {
+        "lost_escalations": (
+            "{n} report had lost its escalation",
+            "{n} reports had lost their escalation",
+        ),
+        "stuck_timers": ("{n} escalation timer stuck", "{n} escalation timers stuck"),
+        "stuck_pages": ("{n} page stuck", "{n} pages stuck"),
+        "stuck_texts": ("{n} text stuck", "{n} texts stuck"),
+    },
+}
+OPERATORS_REPAIRED = {"nl": " ({n} hersteld)", "en": " ({n} repaired)"}
+OPERATORS_REFERENCES = {"nl": " Meldingen: {references}.", "en": " Reports: {references}."}
+OPERATORS_MORE = {"nl": " en {n} meer", "en": " and {n} more"}
 
 # What a sent (or canceled) verification text keeps instead of the code.
 CODE_REMOVED = "(verification code removed after sending)"
@@ -162,3 +191,33 @@ def verification_spoken(*, language: str, code: str) -> str:
     """What a verification call says: the code spelled out, twice."""
     lang = language_of(language)
     return VERIFICATION_SPOKEN[lang].format(digits=spoken_digits(language=lang, code=code))
+
+
+def operators_alert(
+    *,
+    language: str,
+    found: Mapping[str, int],
+    repaired: Mapping[str, int],
+    references: Sequence[str],
+    total_reports: int,
+) -> str:
+    """ "SOS-router audit: 2 reports had lost their escalation (2 repaired). Reports: CDFGHJ,
+    KMNPQR. ...": one line per kind in `found` (a count of zero is left out), then the first
+    `references` of the `total_reports` concerned."""
+    lang = language_of(language)
+    parts = []
+    for kind, n in found.items():
+        if not n:
+            continue
+        one, many = OPERATORS_FINDINGS[lang][kind]
+        part = (one if n == 1 else many).format(n=n)
+        if repaired.get(kind):
+            part += OPERATORS_REPAIRED[lang].format(n=repaired[kind])
+        parts.append(part)
+    listed = ""
+    if references:
+        listed = ", ".join(references)
+        if total_reports > len(references):
+            listed += OPERATORS_MORE[lang].format(n=total_reports - len(references))
+        listed = OPERATORS_REFERENCES[lang].format(references=listed)
+    return OPERATORS_ALERT[lang].format(findings="; ".join(parts), references=listed)

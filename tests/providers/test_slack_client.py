@@ -9,6 +9,7 @@ import pytest
 from providers.base import (
     Channel,
     OutboundPage,
+    OutboundText,
     OutcomeUnknownError,
     PermanentProviderError,
     TemporaryProviderError,
@@ -67,6 +68,24 @@ async def test_a_page_is_a_json_post_with_the_token_and_an_accept_button() -> No
         "style": "primary",
         "value": "7",
     }
+
+
+async def test_a_text_that_is_not_a_page_is_a_plain_message_without_a_button() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True, "channel": "C0OPS", "ts": "2.000200"})
+
+    alert = OutboundText(3, Channel.CHAT, "C0OPS", "SOS-router audit: 1 page stuck.", "en")
+    result = await chat(httpx.MockTransport(handler)).send_text(alert)
+
+    assert result.external_id == "C0OPS:2.000200"
+    (request,) = seen
+    body = json.loads(request.content)
+    assert body["channel"] == "C0OPS"
+    assert body["text"] == alert.body
+    assert [block["type"] for block in body["blocks"]] == ["section"]
 
 
 async def test_rate_limits_are_retried_after_the_pause_slack_asks_for() -> None:
