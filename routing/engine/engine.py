@@ -90,6 +90,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = False
         self.last_tick_at: datetime | None = None
+        self._next_due: datetime | None = None
         # Tells the engines of other processes that work may be due (set by app/).
         self.announce: Callable[[], None] | None = None
         self.observer: Observer = observer or NO_OBSERVER
@@ -110,6 +111,7 @@ class Engine:
         out which); returns rows handled."""
         _observer.set(self.observer)  # what the modules report in this tick goes to ours
         due = await self._due_by_module()
+        self._next_due = min((d for d in due if d is not None), default=None)
         now = self.clock.now()
         handled = 0
         for module, when in zip(self.modules, due, strict=True):
@@ -160,7 +162,9 @@ class Engine:
             try:
                 if await self.tick():
                     continue
-                delay = await self._seconds_to_next()
+                # Nothing was handled, so the tick's own look at the due rows is still current:
+                # an idle loop costs one query per sleep.
+                delay = self._seconds_to(self._next_due)
             except Exception:
                 log.exception("engine loop failed; retrying in 1 s")
                 delay = 1.0
@@ -168,8 +172,7 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.02))
 
-    async def _seconds_to_next(self) -> float:
-        nxt = await self.next_due_at()
+    def _seconds_to(self, nxt: datetime | None) -> float:
         if nxt is None:
             return self.max_sleep
         wait = (nxt - self.clock.now()).total_seconds()
