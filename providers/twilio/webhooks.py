@@ -25,6 +25,8 @@ def call_state(status: str) -> tuple[DeliveryState | None, str]:
 
 
 def message_state(status: str, error_code: object = None) -> tuple[DeliveryState | None, str]:
+    if status == "sent":
+        return DeliveryState.SENT, "sent"
     if status == "delivered":
         return DeliveryState.DELIVERED, "delivered"
     if status in ("undelivered", "failed"):
@@ -66,10 +68,7 @@ class TextStatus:
 def text_status(form: Mapping[str, str]) -> TextStatus:
     """Read a message status (`MessageStatus`) or, for a spoken text, a call status."""
     if "MessageStatus" in form:
-        status = form.get("MessageStatus", "")
-        if status == "sent":
-            return TextStatus(form.get("MessageSid", "")[:64], DeliveryState.SENT, "sent")
-        state, detail = message_state(status, form.get("ErrorCode"))
+        state, detail = message_state(form.get("MessageStatus", ""), form.get("ErrorCode"))
         return TextStatus(form.get("MessageSid", "")[:64], state, detail)
     status = form.get("CallStatus", "")
     sid = form.get("CallSid", "")[:64]

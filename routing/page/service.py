@@ -298,7 +298,16 @@ async def apply_delivery_update(
     if page.bundle_id == page.id:
         pages += await _riders(session, page, ("sent", "delivered", "unknown"))
     for each in pages:
-        if each.state in ("sent", "delivered", "unknown"):
+        if each.state == "unknown" and update_.state == DeliveryState.SENT:
+            # Its send timed out or its worker died, but the provider has it after all: it
+            # counts as sent, with nothing to reconcile and nothing to resend.
+            each.state = "sent"
+            each.external_id = each.external_id or update_.external_id
+            each.sent_at = each.sent_at or now
+            _page_event(
+                session, each, staff, EventType.PAGE_SENT, " (the provider confirmed it)", now
+            )
+        elif each.state in ("sent", "delivered", "unknown"):
             await _apply(session, each, staff, update_.state, update_.detail, now)
 
 

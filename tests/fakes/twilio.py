@@ -588,6 +588,10 @@ class FakeSms(Created):
     async def deliver(self, *, out_of_order: bool = False) -> None:
         await self._walk(["delivered", "sent"] if out_of_order else ["sent", "delivered"])
 
+    async def mark_sent(self) -> None:
+        """Twilio handed it to the carrier (`sent`); delivery may follow later."""
+        await self._walk(["sent"])
+
     async def undeliver(self, error_code: int = 30003) -> None:
         await self._walk(["sent", "undelivered"], error_code)
 
@@ -624,7 +628,7 @@ class FakeSms(Created):
         await self.fake.flush()
         if self.status in MESSAGE_ENDED:
             raise AssertionError(f"{self!r} is already {self.status}")
-        self.status = next(s for s in states if s != "sent")
+        self.status = next((s for s in states if s != "sent"), states[-1])
         self.error_code = error_code
         url = self.param("StatusCallback")
         for state in states if url else []:

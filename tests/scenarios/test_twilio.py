@@ -4,6 +4,7 @@ and the SOS line drive the report, and the fake fails on any call or SMS nobody 
 from sqlalchemy import select
 
 from routing.audit.models import AuditEvent
+from routing.page.models import Page
 from routing.staff.models import Staff
 from tests.harness import types
 from tests.scenarios.twilio_harness import ANNA, BRAM, CUSTOMER, SOS_NUMBER, Twilio, tw
@@ -274,6 +275,34 @@ async def test_customer_sms_opens_a_report_and_more_sms_join_it(tw: Twilio) -> N
     assert len(reports) == 1
     assert reports[0].channel == "sms"
     assert "Nog een afschrijving" in (reports[0].description or "")
+
+
+async def test_an_sms_page_whose_send_timed_out_is_settled_by_its_sent_callback(
+    tw: Twilio,
+) -> None:
+    await tw.h.staff("Anna", ANNA)
+    await tw.h.staff("Bram", BRAM)
+    await tw.h.chain(("sms", ["Anna"], 60), ("voice", ["Bram"], 60))
+    tw.fake.hang_next("Messages")  # Twilio took the SMS, but our request timed out
+    report = await tw.h.report()
+    await tw.h.tick()
+    await tw.h.advance(10)
+    sms = await tw.fake.expect_sms(to=ANNA)  # exactly one: no blind second create
+    async with tw.h.container.db() as session:
+        (page,) = (await session.scalars(select(Page))).all()
+    assert page.state == "unknown"
+
+    await sms.mark_sent()
+
+    async with tw.h.container.db() as session:
+        (page,) = (await session.scalars(select(Page))).all()
+    assert (page.state, page.external_id) == ("sent", sms.sid)
+    seen = await tw.h.get(str(report["id"]))
+    assert types(seen)[-2:] == ["page_unknown", "page_sent"]
+    await tw.h.advance(49)  # nothing to reconcile, nothing resent, no flag
+    tw.fake.assert_clean()
+    await tw.h.advance(1)
+    await tw.fake.expect_call(to=BRAM)
 
 
 async def test_timed_out_create_is_never_repeated_and_its_callback_settles_it(tw: Twilio) -> None:
