@@ -301,7 +301,7 @@ def summarise(
     db: str, intake: list[dict[str, Any]], timers: list[dict[str, Any]], rates: list[float]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"db": db, "intake": {}, "timers": {}}
-    for rate in rates:
+    for rate in rates if intake else []:
         r = str(int(rate))
         ours = ("sos_router", "rates", r)
         bare = ("bare", "rates", r)
@@ -413,6 +413,7 @@ async def main() -> int:
     parser.add_argument("--fire-over", type=float, default=30, help="seconds they fall due over")
     parser.add_argument("--idle-seconds", type=float, default=20)
     parser.add_argument("--skip-timers", action="store_true")
+    parser.add_argument("--skip-intake", action="store_true")
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes beside the API (PostgreSQL)"
     )
@@ -431,7 +432,11 @@ async def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sos-bench-") as tmp_name:
         tmp = Path(tmp_name)
         for db in dbs:
-            intake = [await intake_run(db, args, tmp) for _ in range(args.runs)]
+            intake = (
+                []
+                if args.skip_intake
+                else [await intake_run(db, args, tmp) for _ in range(args.runs)]
+            )
             timers = (
                 []
                 if args.skip_timers
