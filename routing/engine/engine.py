@@ -14,7 +14,6 @@ free of any metrics library; `app/metrics.py` implements the protocol.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -90,7 +89,6 @@ class Engine:
         self._wake = asyncio.Event()
         self._stopping = False
         self.last_tick_at: datetime | None = None
-        self._next_due: datetime | None = None
         # Tells the engines of other processes that work may be due (set by app/).
         self.announce: Callable[[], None] | None = None
         self.observer: Observer = observer or NO_OBSERVER
@@ -107,26 +105,16 @@ class Engine:
         self._wake.set()
 
     async def tick(self) -> int:
-        """Run every module that has something due at the clock's current time (one query finds
-        out which); returns rows handled."""
+        """Run, one after the other in their order, every module that has something due at the
+        clock's current time (one query finds out which); returns rows handled. Tests and the
+        demo step the engine with this; the live loop is `run_forever`."""
         _observer.set(self.observer)  # what the modules report in this tick goes to ours
         due = await self._due_by_module()
-        self._next_due = min((d for d in due if d is not None), default=None)
         now = self.clock.now()
         handled = 0
         for module, when in zip(self.modules, due, strict=True):
-            if when is None or when > now:
-                continue
-            started = time.perf_counter()
-            try:
-                handled += await module.run_once(self.db, self.clock.now())
-            except Exception:
-                if self.raise_errors:
-                    raise
-                log.exception("engine module %s failed", module.name)
-            elapsed = time.perf_counter() - started
-            if elapsed > 1:
-                log.warning("engine module %s took %.2f s", module.name, elapsed)
+            if when is not None and when <= now:
+                handled += await self._run(module)
         self.last_tick_at = self.clock.now()
         return handled
 
@@ -156,27 +144,71 @@ class Engine:
         return min((d for d in await self._due_by_module() if d is not None), default=None)
 
     async def run_forever(self) -> None:
+        """The live loop. One query says which modules have work due; each such module runs as
+        its own task, so a slow one (the dispatcher waiting on a provider) never holds up another
+        (the escalator firing the next steps). Modules already coordinate through claims, as the
+        engines of several processes do. The loop sleeps until the next due row (at most
+        `max_sleep`), a wake-up, or a module finishing."""
         log.info("engine running: %s", ", ".join(m.name for m in self.modules))
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                if await self.tick():
-                    continue
-                # Nothing was handled, so the tick's own look at the due rows is still current:
-                # an idle loop costs one query per sleep.
-                delay = self._seconds_to(self._next_due)
-            except Exception:
-                log.exception("engine loop failed; retrying in 1 s")
-                delay = 1.0
-            # Something due but not claimable (another worker holds it) must not spin the loop.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(delay, 0.02))
+        _observer.set(self.observer)  # the modules' tasks inherit it
+        running: dict[str, asyncio.Task[int]] = {}
+        # A module that found nothing it could take (due rows another engine holds) rests a
+        # moment before it is started again, so the loop never spins.
+        resting: dict[str, float] = {}
+        wake = asyncio.create_task(self._wake.wait())
+        try:
+            while not self._stopping:
+                delay = self.max_sleep
+                try:
+                    due = await self._due_by_module()
+                    now = self.clock.now()
+                    self.last_tick_at = now
+                    rest_ends = time.monotonic()
+                    for module, when in zip(self.modules, due, strict=True):
+                        if when is None or module.name in running:
+                            continue
+                        if when > now:
+                            delay = min(delay, (when - now).total_seconds())
+                        elif resting.get(module.name, 0.0) > rest_ends:
+                            delay = min(delay, resting[module.name] - rest_ends)
+                        else:
+                            running[module.name] = asyncio.create_task(self._run(module))
+                except Exception:
+                    log.exception("engine loop failed; retrying in 1 s")
+                    delay = 1.0
+                await asyncio.wait(
+                    [wake, *running.values()],
+                    timeout=max(delay, 0.0),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if wake.done():
+                    self._wake.clear()
+                    wake = asyncio.create_task(self._wake.wait())
+                for name, task in list(running.items()):
+                    if task.done():
+                        del running[name]
+                        if not task.result():
+                            resting[name] = time.monotonic() + 0.05
+        finally:
+            wake.cancel()
+            if running:
+                # Let sends in flight finish and record their outcome.
+                await asyncio.wait(running.values(), timeout=10)
 
-    def _seconds_to(self, nxt: datetime | None) -> float:
-        if nxt is None:
-            return self.max_sleep
-        wait = (nxt - self.clock.now()).total_seconds()
-        return min(max(wait, 0.0), self.max_sleep)
+    async def _run(self, module: Module) -> int:
+        """One `run_once` of `module` at the clock's current time: rows handled (0 on error)."""
+        started = time.perf_counter()
+        try:
+            return await module.run_once(self.db, self.clock.now())
+        except Exception:
+            if self.raise_errors:
+                raise
+            log.exception("engine module %s failed", module.name)
+            return 0
+        finally:
+            elapsed = time.perf_counter() - started
+            if elapsed > 1:
+                log.warning("engine module %s took %.2f s", module.name, elapsed)
 
     def stop(self) -> None:
         self._stopping = True
