@@ -315,6 +315,12 @@ def summarise(
                 for s, n in run["sos_router"]["rates"][r]["statuses"].items()
                 if not s.startswith("2")
             ),
+            "bare_errors": sum(
+                n
+                for run in intake
+                for s, n in run["bare"]["rates"][r]["statuses"].items()
+                if not s.startswith("2")
+            ),
             "bare_p50_ms": median_of(intake, *bare, "p50_ms"),
             "bare_p99_ms": median_of(intake, *bare, "p99_ms"),
             "first_page_p50_ms": median_of(intake, *ours, "first_page", "p50_ms"),
@@ -381,6 +387,8 @@ def check(summaries: list[dict[str, Any]], limits_file: Path) -> list[str]:
         for rate, r in summary["intake"].items():
             if r["errors"]:
                 problems.append(f"{summary['db']}: {r['errors']} non-2xx answers at {rate}/s")
+            if r["bare_errors"]:
+                problems.append(f"{summary['db']}: the bare stack failed {r['bare_errors']} times")
             if (p99 := r["first_page_p99_ms"]) is not None and p99 > own.get(
                 "max_first_page_p99_ms", 1e9
             ):

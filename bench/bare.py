@@ -39,7 +39,7 @@ TIMER = (
 PAGE = (
     "INSERT INTO pages (report_id, step_no, attempt_no, target_no, tier_no, staff_id, channel,"
     " state, due_at, fence, tries, is_late, created_at)"
-    " VALUES ($1, 1, 0, 0, 0, $2, 'chat', 'pending', $3, 0, 0, false, $3)"
+    " VALUES ($1, 1, 0, 0, 0, $2, 'chat', 'pending', $3, 0, 0, false, $4)"
 )
 LINK = "INSERT INTO status_tokens (token_hash, report_id, created_at) VALUES ($1, $2, $3)"
 
@@ -69,7 +69,7 @@ def _rows(body: Body, staff_id: str) -> list[tuple[str, tuple[Any, ...]]]:
         (EVENT, (rid, now)),
         (TIMER, (rid, "deadline", now + timedelta(minutes=10), now)),
         (TIMER, (rid, "step", now + timedelta(seconds=60), now)),
-        (PAGE, (rid, staff_id, now)),
+        (PAGE, (rid, staff_id, now, now)),
         (LINK, (secrets.token_hex(32), rid, now)),
     ]
 
@@ -123,14 +123,19 @@ def sqlite_app(path: str, staff_id: str) -> FastAPI:
         rows = _rows(body, staff_id)
         async with lock:
             await db.execute("BEGIN IMMEDIATE")
-            for sql, args in rows:
-                qmarks = sql
-                for n in range(len(args), 0, -1):
-                    qmarks = qmarks.replace(f"${n}", "?")
-                await db.execute(
-                    qmarks, [a.isoformat() if isinstance(a, datetime) else a for a in args]
-                )
-            await db.execute("COMMIT")
+            try:
+                for sql, args in rows:
+                    qmarks = sql
+                    for n in range(len(args), 0, -1):
+                        qmarks = qmarks.replace(f"${n}", "?")
+                    await db.execute(
+                        qmarks, [a.isoformat() if isinstance(a, datetime) else a for a in args]
+                    )
+                await db.execute("COMMIT")
+            except BaseException:
+                # Also when the client went away mid-request: never leave the transaction open.
+                await asyncio.shield(db.execute("ROLLBACK"))
+                raise
         return {"id": rows[0][1][0]}
 
     return app
