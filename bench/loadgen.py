@@ -26,6 +26,8 @@ class Result:
     elapsed: float
     statuses: dict[int, int] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)
+    # Requests answered 503 (overloaded: retry later), by index.
+    retry_later: list[int] = field(default_factory=list)
 
     @property
     def achieved_rate(self) -> float:
@@ -139,6 +141,8 @@ async def open_loop(
     async def one(i: int, due: float) -> None:
         status = await client.send(make(i))
         result.statuses[status] = result.statuses.get(status, 0) + 1
+        if status == 503:
+            result.retry_later.append(i)
         result.latencies.append(time.perf_counter() - due)
 
     tasks = []
