@@ -291,21 +291,28 @@ def orphans_due() -> ScalarSelect[Any]:
 
 async def release_orphans(session: AsyncSession, *, now: datetime) -> int:
     """Put orphaned riders back to `pending` (due with their carrier, or now), so the next
-    message covers them again. Returns how many."""
+    message covers them again; a rider whose report was accepted meanwhile is canceled instead.
+    Returns how many."""
     rows = (
         await session.execute(
-            select(Page.id, _carrier.state, _carrier.due_at)
+            select(Page.id, _carrier.state, _carrier.due_at, Report.acknowledged_at)
             .join(_carrier, _carrier.id == Page.bundle_id)
+            .join(Report, Report.id == Page.report_id)
             .where(_orphaned())
             .with_for_update(skip_locked=True, of=Page)
         )
     ).all()
     for row in rows:
         due_at = max(row.due_at, now) if row.state == "pending" else now
+        values = (
+            {"state": "pending", "due_at": due_at}
+            if row.acknowledged_at is None
+            else {"state": "canceled", "finished_at": now}
+        )
         await session.execute(
             update(Page)
             .where(Page.id == row.id, Page.state == "sending")
-            .values(state="pending", bundle_id=None, due_at=due_at)
+            .values(bundle_id=None, **values)
             .execution_options(synchronize_session=False)
         )
     # A pending carrier keeps its stale `bundle_id` until its next claim sets it afresh.

@@ -237,6 +237,9 @@ async def record_failure(
     if page.fence != fence or page.state != from_state:
         return
     if temporary and page.tries < MAX_TRIES:
+        if await is_accepted(session, page.report_id):
+            page.state, page.lease_until, page.finished_at = "canceled", None, now
+            return
         backoff = retry_after or RETRY_BACKOFF_SECONDS[min(page.tries, 3) - 1]
         page.state, page.lease_until = "pending", None
         page.due_at = now + timedelta(seconds=backoff)
@@ -245,6 +248,15 @@ async def record_failure(
         )
         return
     await _fail(session, page, staff, detail, now)
+
+
+async def is_accepted(session: AsyncSession, report_id: str) -> bool:
+    """Whether someone accepted the report (resolving accepts too): none of its pages may go out
+    any more. The acknowledgement cancels the pages waiting to go, but not one in flight
+    (`sending`); whatever sends such a page back to wait (a retry, a resend the provider never
+    got, a rider whose bundle fell apart) asks this first and cancels it instead."""
+    accepted = await session.scalar(select(Report.acknowledged_at).where(Report.id == report_id))
+    return accepted is not None
 
 
 async def record_unknown(

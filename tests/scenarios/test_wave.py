@@ -384,6 +384,31 @@ async def test_riders_go_out_again_when_their_unknown_carrier_is_accepted_meanwh
     h.expect_accepted_text(reports[0], by="Bram")
 
 
+async def test_a_rider_whose_report_was_accepted_meanwhile_is_not_sent_again(
+    h: Harness,
+) -> None:
+    await h.staff("Anna", ANNA)
+    await h.staff("Bram", BRAM)
+    await h.chain(("sms", ["Anna"], 600))
+    h.sender.script(OUTCOME_UNKNOWN, channel=SMS)
+    reports = []
+    for n in range(3):
+        reports += await _submit(h, range(n, n + 1))
+        h.clock.advance(1)
+    await h.tick()
+    h.expect_none()
+    assert (await h.ack(reports[1].id, "Bram")).status_code == 200  # a rider's report
+    await h.tick()
+    h.expect_accepted_text(reports[1], by="Bram")
+
+    await h.advance(30)  # the reconciler asks: the provider never got the bundle
+
+    (message,) = h.expect(("Anna", SMS))
+    assert _count(message) == 2  # the two reports nobody holds; not Bram's
+    states = {p.report_id: p.state for p in await _pages(h)}
+    assert states == {reports[0].id: "sent", reports[1].id: "canceled", reports[2].id: "sent"}
+
+
 # --- the content guard --------------------------------------------------------------------------
 
 
