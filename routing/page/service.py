@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from providers.base import Channel, DeliveryState, DeliveryUpdate, SendResult
 from routing.audit import service as audit
@@ -237,7 +238,7 @@ async def record_failure(
     if page.fence != fence or page.state != from_state:
         return
     if temporary and page.tries < MAX_TRIES:
-        if await is_accepted(session, page.report_id):
+        if not await still_wanted(session, report_id=page.report_id, attempt_no=page.attempt_no):
             page.state, page.lease_until, page.finished_at = "canceled", None, now
             return
         backoff = retry_after or RETRY_BACKOFF_SECONDS[min(page.tries, 3) - 1]
@@ -250,13 +251,20 @@ async def record_failure(
     await _fail(session, page, staff, detail, now)
 
 
-async def is_accepted(session: AsyncSession, report_id: str) -> bool:
-    """Whether someone accepted the report (resolving accepts too): none of its pages may go out
-    any more. The acknowledgement cancels the pages waiting to go, but not one in flight
-    (`sending`); whatever sends such a page back to wait (a retry, a resend the provider never
-    got, a rider whose bundle fell apart) asks this first and cancels it instead."""
-    accepted = await session.scalar(select(Report.acknowledged_at).where(Report.id == report_id))
-    return accepted is not None
+async def still_wanted(session: AsyncSession, *, report_id: str, attempt_no: int) -> bool:
+    """Whether a page of this report and round may still go out: nobody accepted the report
+    (resolving accepts too) and no callback appointment started a new round since.
+
+    An acknowledgement or a callback request cancels the pages waiting to go (`cancel_open`), but
+    not one in flight, nor a bundle's carrier whose outcome is unknown. Whatever sends such a page
+    back to wait (a retry, a resend the provider never got, a rider whose bundle fell apart) asks
+    this first, and cancels the page instead when it is no longer wanted."""
+    row = (
+        await session.execute(
+            select(Report.acknowledged_at, Report.attempt_base).where(Report.id == report_id)
+        )
+    ).one()
+    return row.acknowledged_at is None and attempt_no >= row.attempt_base
 
 
 async def record_unknown(
@@ -369,7 +377,10 @@ async def fall_back_if_step_failed(
 
 
 async def cancel_open(session: AsyncSession, *, report_id: str, now: datetime) -> None:
-    """Cancel every timer and every page not yet handed to a provider (the ack transaction)."""
+    """Cancel every timer and every page not yet handed to a provider (the ack transaction).
+
+    A bundle's carrier whose outcome is unknown is left to the reconciler: whether its message
+    went out decides whether the other reports riding in it must be paged again."""
     await session.execute(
         update(EscalationTimer)
         .where(
@@ -378,9 +389,18 @@ async def cancel_open(session: AsyncSession, *, report_id: str, now: datetime) -
         .values(state="canceled", lease_until=None)
         .execution_options(synchronize_session=False)
     )
+    rider = aliased(Page)
+    carries_others = (
+        select(rider.id)
+        .where(rider.bundle_id == Page.id, rider.id != Page.id, rider.state == "sending")
+        .exists()
+    )
     await session.execute(
         update(Page)
-        .where(Page.report_id == report_id, Page.state.in_(("pending", "unknown", QUEUED)))
+        .where(
+            Page.report_id == report_id,
+            or_(Page.state.in_(("pending", QUEUED)), (Page.state == "unknown") & ~carries_others),
+        )
         .values(state="canceled", finished_at=now, lease_until=None)
         .execution_options(synchronize_session=False)
     )
