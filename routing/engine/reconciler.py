@@ -2,7 +2,8 @@
 provider, never by a blind resend:
 
 - the provider has the page → it counts as sent;
-- the provider confirms it never got it → the same page row is sent again;
+- the provider confirms it never got it → the same page row is sent again (unless it is no longer
+  wanted, its report accepted meanwhile: then it is canceled, and a bundle's riders go out anew);
 - nobody can tell (no status capability, or no answer for `give_up_seconds`) → the page is given up
   as failed, flagged as a possible duplicate, which moves the report on to its next step.
 """
@@ -62,7 +63,13 @@ class Reconciler:
                 where=[Page.state == "unknown", Page.due_at <= now],
                 order_by=Page.due_at,
                 values={"due_at": now + self.retry},
-                returning=[Page.channel, Page.external_id, Page.created_at],
+                returning=[
+                    Page.report_id,
+                    Page.attempt_no,
+                    Page.channel,
+                    Page.external_id,
+                    Page.created_at,
+                ],
                 limit=self.batch,
             )
         for row in rows:
@@ -105,10 +112,18 @@ class Reconciler:
                 result=SendResult(provider="reconciled", external_id=external_id),
             )
         elif verdict is _Verdict.ABSENT:
+            # Send it again, unless it is no longer wanted (its report was accepted meanwhile).
+            again = await page_service.still_wanted(
+                session, report_id=row.report_id, attempt_no=row.attempt_no
+            )
             await session.execute(
                 update(Page)
                 .where(Page.id == row.id, Page.fence == row.fence, Page.state == "unknown")
-                .values(state="pending", due_at=now)
+                .values(
+                    {"state": "pending", "due_at": now}
+                    if again
+                    else {"state": "canceled", "finished_at": now}
+                )
                 .execution_options(synchronize_session=False)
             )
         elif verdict is _Verdict.CANNOT_CHECK or now - row.created_at >= self.give_up:

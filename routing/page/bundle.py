@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from providers.base import Channel
+from routing.page import service as page_service
 from routing.page.models import Page
 from routing.report.models import Report
 from routing.staff.models import Staff
@@ -292,10 +293,11 @@ def orphans_due() -> ScalarSelect[Any]:
 
 async def release_orphans(session: AsyncSession, *, now: datetime) -> int:
     """Put orphaned riders back to `pending` (due with their carrier, or now), so the next
-    message covers them again. Returns how many."""
+    message covers them again; a rider no longer wanted (its report was accepted meanwhile) is
+    canceled instead. Returns how many."""
     rows = (
         await session.execute(
-            select(Page.id, _carrier.state, _carrier.due_at)
+            select(Page.id, Page.report_id, Page.attempt_no, _carrier.state, _carrier.due_at)
             .join(_carrier, _carrier.id == Page.bundle_id)
             .where(_orphaned())
             .with_for_update(skip_locked=True, of=Page)
@@ -303,10 +305,18 @@ async def release_orphans(session: AsyncSession, *, now: datetime) -> int:
     ).all()
     for row in rows:
         due_at = max(row.due_at, now) if row.state == "pending" else now
+        wanted = await page_service.still_wanted(
+            session, report_id=row.report_id, attempt_no=row.attempt_no
+        )
+        values = (
+            {"state": "pending", "due_at": due_at}
+            if wanted
+            else {"state": "canceled", "finished_at": now}
+        )
         await session.execute(
             update(Page)
             .where(Page.id == row.id, Page.state == "sending")
-            .values(state="pending", bundle_id=None, due_at=due_at)
+            .values(bundle_id=None, **values)
             .execution_options(synchronize_session=False)
         )
     # A pending carrier keeps its stale `bundle_id` until its next claim sets it afresh.

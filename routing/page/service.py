@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from providers.base import Channel, DeliveryState, DeliveryUpdate, SendResult
 from routing.audit import service as audit
@@ -237,6 +238,9 @@ async def record_failure(
     if page.fence != fence or page.state != from_state:
         return
     if temporary and page.tries < MAX_TRIES:
+        if not await still_wanted(session, report_id=page.report_id, attempt_no=page.attempt_no):
+            page.state, page.lease_until, page.finished_at = "canceled", None, now
+            return
         backoff = retry_after or RETRY_BACKOFF_SECONDS[min(page.tries, 3) - 1]
         page.state, page.lease_until = "pending", None
         page.due_at = now + timedelta(seconds=backoff)
@@ -245,6 +249,22 @@ async def record_failure(
         )
         return
     await _fail(session, page, staff, detail, now)
+
+
+async def still_wanted(session: AsyncSession, *, report_id: str, attempt_no: int) -> bool:
+    """Whether a page of this report and round may still go out: nobody accepted the report
+    (resolving accepts too) and no callback appointment started a new round since.
+
+    An acknowledgement or a callback request cancels the pages waiting to go (`cancel_open`), but
+    not one in flight, nor a bundle's carrier whose outcome is unknown. Whatever sends such a page
+    back to wait (a retry, a resend the provider never got, a rider whose bundle fell apart) asks
+    this first, and cancels the page instead when it is no longer wanted."""
+    row = (
+        await session.execute(
+            select(Report.acknowledged_at, Report.attempt_base).where(Report.id == report_id)
+        )
+    ).one()
+    return row.acknowledged_at is None and attempt_no >= row.attempt_base
 
 
 async def record_unknown(
@@ -274,18 +294,21 @@ async def record_unknown(
 
 async def record_unsent(session: AsyncSession, *, page_id: int, fence: int, now: datetime) -> None:
     """The worker that claimed the page died before the provider call (no dispatch mark): it
-    was never sent, so it is due again at once, as the same page (no try counted)."""
-    await _fenced(
-        session,
-        page_id,
-        fence,
-        "sending",
-        state="pending",
-        due_at=now,
-        lease_until=None,
-        claimed_at=None,
-        tries=Page.tries - 1,
-    )
+    was never sent, so it is due again at once, as the same page (no try counted), unless it is
+    no longer wanted (its report was accepted meanwhile): then it is canceled."""
+    page = await session.get(Page, page_id)
+    if page is None:
+        return
+    if await still_wanted(session, report_id=page.report_id, attempt_no=page.attempt_no):
+        values: dict[str, object] = {
+            "state": "pending",
+            "due_at": now,
+            "claimed_at": None,
+            "tries": Page.tries - 1,
+        }
+    else:
+        values = {"state": "canceled", "finished_at": now}
+    await _fenced(session, page_id, fence, "sending", lease_until=None, **values)
 
 
 async def apply_delivery_update(
@@ -382,7 +405,10 @@ async def fall_back_if_step_failed(
 
 
 async def cancel_open(session: AsyncSession, *, report_id: str, now: datetime) -> None:
-    """Cancel every timer and every page not yet handed to a provider (the ack transaction)."""
+    """Cancel every timer and every page not yet handed to a provider (the ack transaction).
+
+    A bundle's carrier whose outcome is unknown is left to the reconciler: whether its message
+    went out decides whether the other reports riding in it must be paged again."""
     await session.execute(
         update(EscalationTimer)
         .where(
@@ -391,9 +417,18 @@ async def cancel_open(session: AsyncSession, *, report_id: str, now: datetime) -
         .values(state="canceled", lease_until=None)
         .execution_options(synchronize_session=False)
     )
+    rider = aliased(Page)
+    carries_others = (
+        select(rider.id)
+        .where(rider.bundle_id == Page.id, rider.id != Page.id, rider.state == "sending")
+        .exists()
+    )
     await session.execute(
         update(Page)
-        .where(Page.report_id == report_id, Page.state.in_(("pending", "unknown", QUEUED)))
+        .where(
+            Page.report_id == report_id,
+            or_(Page.state.in_(("pending", QUEUED)), (Page.state == "unknown") & ~carries_others),
+        )
         .values(state="canceled", finished_at=now, lease_until=None)
         .execution_options(synchronize_session=False)
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
+from providers.base import OutboundPage, SendResult, TemporaryProviderError
 from routing.page.models import Page
 from routing.report import service as report_service
 from routing.report.models import Report
@@ -200,6 +203,33 @@ async def test_an_unanswered_appointment_breaks_the_promise_ten_minutes_after_it
     assert (await h.get(report["id"]))["sla"]["met"] is None
     await h.advance(1)
     assert (await h.get(report["id"]))["sla"]["met"] is False
+
+
+async def test_a_page_in_flight_when_a_callback_is_asked_for_waits_for_the_appointment(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await h.staff("Anna")
+    await h.chain(("sms", ["Anna"], 120))
+    report = await h.report()
+    when = h.clock.now() + timedelta(hours=2)
+    first_send = h.sender.send
+
+    async def callback_meanwhile(_page: OutboundPage) -> SendResult:
+        # The customer asks to be called later while the provider answers Anna's SMS: 429.
+        monkeypatch.setattr(h.sender, "send", first_send)
+        r = await h.client.post(
+            f"/v1/reports/{report['id']}/callback", json={"at": when.isoformat()}, headers=h.app
+        )
+        assert r.status_code == 200, r.text
+        raise TemporaryProviderError("429 too many requests")
+
+    monkeypatch.setattr(h.sender, "send", callback_meanwhile)
+    await h.advance(60)
+
+    h.expect_customer_text(report)  # the appointment's confirmation
+    h.expect_none()  # the rate-limited page is not tried again before the appointment
+    await h.advance(2 * 3600 - 60)
+    h.expect(("Anna", SMS))
 
 
 async def test_callback_times_in_the_past_or_far_ahead_are_refused(h: Harness) -> None:

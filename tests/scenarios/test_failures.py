@@ -1,8 +1,10 @@
 """Provider outcomes drive the chain: a missed page moves on at once, a temporary error retries
 the same page, an unknown outcome is reconciled before anything is sent again."""
 
+import pytest
 from sqlalchemy import select, update
 
+from providers.base import OutboundPage, SendResult, TemporaryProviderError
 from providers.fake import FAILS_PERMANENTLY, FAILS_TEMPORARILY, NO_ANSWER, OUTCOME_UNKNOWN
 from routing.page.models import EscalationTimer, Page
 from tests.harness import SMS, VOICE, Harness, types
@@ -208,3 +210,42 @@ async def test_after_downtime_overdue_steps_fire_at_once_marked_late(h: Harness)
         page = await session.get(Page, 2)
         assert page is not None
         assert page.is_late
+
+
+async def test_a_page_lost_mid_send_is_not_sent_after_the_report_was_accepted(h: Harness) -> None:
+    await _chain(h)
+    report = await h.report()
+    await h.route()
+    # A worker claimed Anna's call and died before calling the provider.
+    async with h.container.db.begin() as session:
+        await session.execute(
+            update(Page).values(state="sending", fence=Page.fence + 1, lease_until=h.clock.now())
+        )
+    assert (await h.ack(report["id"], "Bram")).status_code == 200
+
+    await h.advance(60)  # the lease runs out; the provider says it never got the call
+
+    h.expect_accepted_text(report, by="Bram")
+    h.expect_none()  # nobody is paged for a report Bram holds
+    assert await h.count(Page, Page.state == "canceled") == 1
+
+
+async def test_a_rate_limited_page_is_not_retried_after_the_report_was_accepted(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _chain(h)
+    report = await h.report()
+    first_send = h.sender.send
+
+    async def accepted_meanwhile(_page: OutboundPage) -> SendResult:
+        # Bram accepts while the provider is still answering Anna's call request: 429.
+        monkeypatch.setattr(h.sender, "send", first_send)
+        assert (await h.ack(report["id"], "Bram")).status_code == 200
+        raise TemporaryProviderError("429 too many requests")
+
+    monkeypatch.setattr(h.sender, "send", accepted_meanwhile)
+    await h.advance(60)
+
+    h.expect_accepted_text(report, by="Bram")
+    h.expect_none()  # the rate-limited call is not tried again
+    assert await h.count(Page, Page.state == "canceled") == 1

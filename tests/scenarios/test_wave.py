@@ -13,9 +13,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 
-from providers.base import OutboundPage
+from providers.base import OutboundPage, OutcomeUnknownError, SendResult
 from providers.fake import FAILS_PERMANENTLY, FAILS_TEMPORARILY, OUTCOME_UNKNOWN
 from routing.audit.models import AuditEvent
 from routing.inbound import service as inbound
@@ -375,14 +376,69 @@ async def test_riders_go_out_again_when_their_unknown_carrier_is_accepted_meanwh
     (carrier,) = await _pages(h, Page.state == "unknown")
     assert carrier.report_id == reports[0].id
 
-    assert (await h.ack(reports[0].id, "Bram")).status_code == 200  # cancels the carrier
-    await h.tick()
+    assert (await h.ack(reports[0].id, "Bram")).status_code == 200
+    await h.advance(30)  # the reconciler asks: the provider never got it; the carrier is canceled
 
     (message,) = h.expect(("Anna", SMS))  # the other two are not left hanging
     assert _count(message) == 2
     states = Counter(p.state for p in await _pages(h))
     assert states == {"canceled": 1, "sent": 2}
     h.expect_accepted_text(reports[0], by="Bram")
+
+
+async def test_riders_are_not_paged_twice_when_the_provider_took_their_unknown_bundle(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await h.staff("Anna", ANNA)
+    await h.staff("Bram", BRAM)
+    await h.chain(("sms", ["Anna"], 600))
+    first_send = h.sender.send
+
+    async def answer_lost(page: OutboundPage) -> SendResult:
+        monkeypatch.setattr(h.sender, "send", first_send)
+        await first_send(page)  # the provider takes the bundle, but its answer never arrives
+        raise OutcomeUnknownError("timeout")
+
+    monkeypatch.setattr(h.sender, "send", answer_lost)
+    reports = []
+    for n in range(3):
+        reports += await _submit(h, range(n, n + 1))
+        h.clock.advance(1)
+    await h.tick()
+    (message,) = h.expect(("Anna", SMS))  # it reached Anna's phone
+    assert _count(message) == 3
+    assert (await h.ack(reports[0].id, "Bram")).status_code == 200  # the carrier's report
+
+    await h.advance(30)  # the reconciler asks: the provider has the bundle
+
+    h.expect_accepted_text(reports[0], by="Bram")
+    h.expect_none()  # Anna is not paged again for the other two
+    assert {p.state for p in await _pages(h)} == {"sent"}
+
+
+async def test_a_rider_whose_report_was_accepted_meanwhile_is_not_sent_again(
+    h: Harness,
+) -> None:
+    await h.staff("Anna", ANNA)
+    await h.staff("Bram", BRAM)
+    await h.chain(("sms", ["Anna"], 600))
+    h.sender.script(OUTCOME_UNKNOWN, channel=SMS)
+    reports = []
+    for n in range(3):
+        reports += await _submit(h, range(n, n + 1))
+        h.clock.advance(1)
+    await h.tick()
+    h.expect_none()
+    assert (await h.ack(reports[1].id, "Bram")).status_code == 200  # a rider's report
+    await h.tick()
+    h.expect_accepted_text(reports[1], by="Bram")
+
+    await h.advance(30)  # the reconciler asks: the provider never got the bundle
+
+    (message,) = h.expect(("Anna", SMS))
+    assert _count(message) == 2  # the two reports nobody holds; not Bram's
+    states = {p.report_id: p.state for p in await _pages(h)}
+    assert states == {reports[0].id: "sent", reports[1].id: "canceled", reports[2].id: "sent"}
 
 
 # --- the content guard --------------------------------------------------------------------------
