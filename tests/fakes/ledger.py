@@ -62,7 +62,6 @@ class Request:
     """One page request as the provider saw it. `covers`: the carrier's page id first, then
     the pages that rode along in a bundled SMS."""
 
-    seq: int
     at: datetime
     page_id: int
     channel: Channel
@@ -105,7 +104,6 @@ class LedgerPhones:
         external_id = f"LEDGER{len(self.ledger) + 1}" if fault.taken else None
         self.ledger.append(
             Request(
-                seq=len(self.ledger),
                 at=self.clock.now(),
                 page_id=page.page_id,
                 channel=page.channel,

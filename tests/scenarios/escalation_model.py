@@ -17,7 +17,7 @@ can rely on whatever the interleaving:
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -186,14 +186,10 @@ def _verdicts(model: Model, seen: Snapshot) -> None:
         case.missed_seen = case.missed_seen or met is False
 
 
-def covered(request: Request) -> Iterable[int]:
-    return request.covers or (request.page_id,)
-
-
 def _each_page_once(ledger: Sequence[Request], seen: Snapshot) -> None:
     """A provider takes each page once. The one exception the design allows: a single resend,
     flagged as a possible duplicate, after an outcome that stayed unknown."""
-    taken = Counter(page_id for r in ledger if r.taken for page_id in covered(r))
+    taken = Counter(page_id for r in ledger if r.taken for page_id in r.covers)
     flagged = {
         e.data.get("page_id")
         for events in seen.events.values()
@@ -216,11 +212,11 @@ def _nothing_after_ack(
         after = [
             r
             for r in ledger[case.requests_at_ack :]
-            if any(page_report.get(p) == case.id for p in covered(r))
+            if any(page_report.get(p) == case.id for p in r.covers)
         ]
         assert not after, (
             f"report {case.id}: paged after its acknowledgement: "
-            f"{[(r.staff_name, str(r.channel), r.fault.value) for r in after]}"
+            f"{[(f'{r.at:%H:%M:%S}', r.staff_name, str(r.channel), str(r.fault)) for r in after]}"
         )
         waiting = [
             p.id for p in seen.pages if p.report_id == case.id and p.state in ("pending", "queued")

@@ -58,6 +58,8 @@ PROFILE = settings(
     deadline=None,
     derandomize=bool(os.environ.get("CI")),
     database=None,
+    # One failure, shrunk to its shortest steps: shrinking several takes minutes.
+    report_multiple_bugs=False,
     suppress_health_check=[HealthCheck.too_slow],
 )
 
