@@ -51,10 +51,30 @@ def record(
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
     event = AuditEvent(
-        report_id=report_id, at=at, type=type, actor=actor, detail=detail[:500], data=data or {}
+        **row(at=at, type=type, detail=detail, report_id=report_id, actor=actor, data=data)
     )
     session.add(event)
     return event
+
+
+def row(
+    *,
+    at: datetime,
+    type: str,
+    detail: str,
+    report_id: str | None = None,
+    actor: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An event as a row, for the hot paths that insert on the driver (routing/sql.py)."""
+    return {
+        "report_id": report_id,
+        "at": at,
+        "type": type,
+        "actor": actor,
+        "detail": detail[:500],
+        "data": data or {},
+    }
 
 
 async def list_for_report(session: AsyncSession, report_id: str) -> Sequence[AuditEvent]:
