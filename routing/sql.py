@@ -1,6 +1,7 @@
-"""Statements on the session's own driver connection, for the few hot paths (intake, the first
-page): the same transaction as the session, without the ORM's cost per statement (measured here at
-~0.45 ms of CPU against ~0.15 ms on the driver itself).
+"""Plain SQL for the few hot paths (intake, the timeline every response carries): the session's
+own connection and transaction, through `exec_driver_sql`, which skips the ORM and the statement
+compiler (measured here at ~0.15 ms of CPU a statement against ~0.35 to 0.45 ms through the ORM) but
+keeps SQLAlchemy's error handling: a dead connection is invalidated and answers 503 as usual.
 
 SQL is written once, in PostgreSQL's numbered style (`$1`, `$2`); on SQLite it runs as `?1`, `?2`.
 Values are passed the way the ORM would store them: aware UTC datetimes (text on SQLite), JSON as
@@ -17,7 +18,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import JSON, Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from routing.db import Base
 
@@ -28,23 +29,21 @@ _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class Raw:
-    """The driver connection under an `AsyncSession`, inside its transaction."""
+    """Plain SQL on a session's connection, inside its transaction."""
 
-    def __init__(self, driver: Any, postgres: bool) -> None:
-        self._driver = driver
-        self.postgres = postgres
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self.postgres = connection.dialect.name == "postgresql"
 
     @classmethod
     async def of(cls, session: AsyncSession) -> Raw:
-        connection = await session.connection()
-        pooled = await connection.get_raw_connection()
-        return cls(pooled.driver_connection, connection.dialect.name == "postgresql")
+        return cls(await session.connection())
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        if self.postgres:
-            return list(await self._driver.fetch(sql, *args))
-        rows = await self._driver.execute_fetchall(_sqlite_sql(sql), [_sqlite(a) for a in args])
-        return list(rows)
+        if not self.postgres:
+            sql, args = _sqlite_sql(sql), tuple(_sqlite(a) for a in args)
+        result = await self._connection.exec_driver_sql(sql, args)
+        return list(result.all()) if result.returns_rows else []
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)

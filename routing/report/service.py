@@ -539,8 +539,7 @@ async def _timeline(session: AsyncSession, report_id: str) -> list[TimelineEntry
         report_id,
     )
     return [
-        TimelineEntry(at=raw.time(r[0]), type=r[1], detail=r[2], data=raw.json(r[3]))
-        for r in rows
+        TimelineEntry(at=raw.time(r[0]), type=r[1], detail=r[2], data=raw.json(r[3])) for r in rows
     ]
 
 

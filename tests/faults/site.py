@@ -29,7 +29,8 @@ Step = tuple[str, Sequence[str], int]  # (channel, staff names, wait_seconds)
 
 class Site:
     def __init__(self, database_url: str) -> None:
-        self.engine = create_engine(database_url)
+        # The test's own reads must outlive a database restart: ping each connection first.
+        self.engine = create_engine(database_url, pool_pre_ping=True)
         self.db = create_sessionmaker(self.engine)
         self.staff: dict[str, str] = {}  # name -> id
         self.headers: dict[str, dict[str, str]] = {}  # "admin", "app", staff name -> auth
