@@ -79,7 +79,9 @@ async def intake_against(
     seconds: float,
     url: str | None,
     offset: int,
+    pids: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
+    """`pids`: processes whose CPU time per report to measure at each fixed rate (by role)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def make(i: int) -> bytes:
@@ -94,12 +96,21 @@ async def intake_against(
         await loadgen.open_loop(client, lambda i: make(900_000 + i), rate=50, seconds=1)
         for n, rate in enumerate(rates):
             since = datetime.now(UTC)
+            cpu0 = {role: sum(map(cpu_seconds, ps)) for role, ps in (pids or {}).items()}
             result = await loadgen.open_loop(
                 client, lambda i, n=n: make(n * 100_000 + i), rate=rate, seconds=seconds
             )
             entry = result.summary()
             if url is not None:
                 await asyncio.sleep(2)
+            # CPU time per report holds on a busy machine where rates and latencies do not.
+            entry["cpu_ms_per_report"] = {
+                role: round(
+                    (sum(map(cpu_seconds, ps)) - cpu0[role]) * 1000 / max(entry["requests"], 1), 2
+                )
+                for role, ps in (pids or {}).items()
+            }
+            if url is not None:
                 first = await first_pages(url, since)
                 entry["first_page"] = {
                     "count": len(first),
@@ -132,13 +143,22 @@ async def intake_run(db: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                 "provider", ["-m", "bench.fake_provider", "--port", str(provider_port)], env, tmp
             )
         )
-        stack.enter_context(process("serve", serve, env, tmp))
-        for n in range(workers):
+        api = stack.enter_context(process("serve", serve, env, tmp))
+        engines = [
             stack.enter_context(process(f"worker{n}", ["-m", "app", "worker"], env, tmp))
+            for n in range(workers)
+        ]
         await wait_ready(provider_port, "/_count")
         await wait_ready(port)
+        pids = {"serve": [api.pid]} | ({"workers": [w.pid for w in engines]} if engines else {})
         ours = await intake_against(
-            port, rota.app_token, rates=args.rates, seconds=args.seconds, url=url, offset=0
+            port,
+            rota.app_token,
+            rates=args.rates,
+            seconds=args.seconds,
+            url=url,
+            offset=0,
+            pids=pids,
         )
     url = await fresh_database(db, tmp)
     rota = await seed(url)
@@ -325,6 +345,11 @@ def summarise(
             "bare_p99_ms": median_of(intake, *bare, "p99_ms"),
             "first_page_p50_ms": median_of(intake, *ours, "first_page", "p50_ms"),
             "first_page_p99_ms": median_of(intake, *ours, "first_page", "p99_ms"),
+            "cpu_ms_per_report": {
+                role: median_of(intake, *ours, "cpu_ms_per_report", role)
+                for role in ("serve", "workers")
+                if median_of(intake, *ours, "cpu_ms_per_report", role) is not None
+            },
         }
     ours_rate = median_of(intake, "sos_router", "sustained", "achieved_rate")
     bare_rate = median_of(intake, "bare", "sustained", "achieved_rate")
@@ -350,13 +375,14 @@ def table(summary: dict[str, Any]) -> str:
     lines = [f"\n== {summary['db']} =="]
     lines.append(
         f"{'offered/s':>10} {'achieved':>9} {'p50 ms':>8} {'p99 ms':>8} {'bare p99':>9} "
-        f"{'1st page p50':>13} {'1st page p99':>13} {'errors':>7}"
+        f"{'1st page p50':>13} {'1st page p99':>13} {'errors':>7}  CPU ms per report"
     )
     for rate, r in summary["intake"].items():
+        cpu = ", ".join(f"{role} {v}" for role, v in r["cpu_ms_per_report"].items())
         lines.append(
             f"{rate:>10} {r['achieved_rate']!s:>9} {r['p50_ms']!s:>8} {r['p99_ms']!s:>8} "
             f"{r['bare_p99_ms']!s:>9} {r['first_page_p50_ms']!s:>13} "
-            f"{r['first_page_p99_ms']!s:>13} {r['errors']!s:>7}"
+            f"{r['first_page_p99_ms']!s:>13} {r['errors']!s:>7}  {cpu}"
         )
     s = summary["sustained"]
     lines.append(
