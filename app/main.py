@@ -19,7 +19,7 @@ from app.api.webhooks import slack as slack_webhooks
 from app.container import Container
 from app.metrics import CountServerErrors
 from app.web import ack, console, report
-from app.web.pages import STATIC
+from app.web.pages import STATIC, SecurityHeaders
 
 
 async def _to_sign_in(_: Request, __: Exception) -> Response:
@@ -58,6 +58,7 @@ def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
     # `/readyz` checks that the engine ticks only where it runs.
     app.state.runs_engine = run_engine
     app.add_middleware(CountServerErrors, counter=container.metrics.server_errors)
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
     app.include_router(api_router)
     app.add_exception_handler(console.NotSignedIn, _to_sign_in)
