@@ -111,8 +111,9 @@ class DoubleSubmit:
 
 
 def render(name: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A page; its security headers come from `SecurityHeaders`, like every HTML answer's."""
     html = templates.get_template(name).render(**context)
-    return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
+    return HTMLResponse(html, status_code=status_code)
 
 
 def duration(seconds: float) -> str:
