@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from app import cli
@@ -28,11 +29,14 @@ from routing.types import Role
 from tests.harness import Harness
 from tests.web.console_support import sign_in
 
+RunCli = Callable[..., Awaitable[tuple[int, str, str]]]
+
 
 @pytest.fixture
 def run_cli(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> object:
+) -> RunCli:
+    """`sos-router ARGS` on the test database: (exit code, stdout, stderr)."""
     monkeypatch.setenv("SOS_DATABASE_URL", settings.database_url)
 
     async def run(*args: str, stdin: str = "") -> tuple[int, str, str]:
@@ -80,7 +84,7 @@ async def _events(h: Harness, kind: str) -> list[AuditEvent]:
 
 
 async def test_a_revoked_token_is_refused_at_once_by_every_process(
-    h: Harness, second_process: httpx.AsyncClient, run_cli
+    h: Harness, second_process: httpx.AsyncClient, run_cli: RunCli
 ) -> None:
     await h.staff("Anna")
     staff = h.as_staff("Anna")
@@ -108,7 +112,9 @@ async def test_a_revoked_token_is_refused_at_once_by_every_process(
     assert _secret(staff) not in f"{revoked.detail} {revoked.data}"
 
 
-async def test_a_token_can_be_revoked_by_its_secret_read_from_stdin(h: Harness, run_cli) -> None:
+async def test_a_token_can_be_revoked_by_its_secret_read_from_stdin(
+    h: Harness, run_cli: RunCli
+) -> None:
     code, _, _ = await run_cli("token", "revoke", "--secret", stdin=_secret(h.admin) + "\n")
 
     assert code == 0
@@ -116,7 +122,7 @@ async def test_a_token_can_be_revoked_by_its_secret_read_from_stdin(h: Harness, 
     assert (await h.client.get("/v1/sla", headers=h.app)).status_code == 403  # others still work
 
 
-async def test_revoking_an_unknown_token_says_so(h: Harness, run_cli) -> None:
+async def test_revoking_an_unknown_token_says_so(h: Harness, run_cli: RunCli) -> None:
     code, out, err = await run_cli("token", "revoke", "--secret", stdin="sos_" + "x" * 43)
 
     assert code == 2
@@ -125,7 +131,9 @@ async def test_revoking_an_unknown_token_says_so(h: Harness, run_cli) -> None:
     assert (await h.client.get("/v1/staff", headers=h.admin)).status_code == 200
 
 
-async def test_a_token_created_with_an_expiry_stops_working_then(h: Harness, run_cli) -> None:
+async def test_a_token_created_with_an_expiry_stops_working_then(
+    h: Harness, run_cli: RunCli
+) -> None:
     code, out, err = await run_cli("token", "create", "--role", "admin", "--expires-in", "90d")
 
     assert code == 0
@@ -144,14 +152,18 @@ async def test_a_token_created_with_an_expiry_stops_working_then(h: Harness, run
 
 
 @pytest.mark.parametrize("duration", ["0d", "90", "d", "-1h", "1y", "abc"])
-async def test_an_expiry_must_be_a_positive_duration(h: Harness, run_cli, duration: str) -> None:
+async def test_an_expiry_must_be_a_positive_duration(
+    h: Harness, run_cli: RunCli, duration: str
+) -> None:
     with pytest.raises(SystemExit):
         await run_cli("token", "create", "--role", "admin", "--expires-in", duration)
     async with h.container.db() as session:
         assert len(list(await session.scalars(select(ApiToken)))) == 2  # the harness's own
 
 
-async def test_the_token_list_shows_ids_and_states_never_secrets(h: Harness, run_cli) -> None:
+async def test_the_token_list_shows_ids_and_states_never_secrets(
+    h: Harness, run_cli: RunCli
+) -> None:
     app_token = await _token(h, _secret(h.app))
     await run_cli("token", "revoke", app_token.id)
 
@@ -184,8 +196,7 @@ async def test_an_expired_tokens_console_session_ends_with_it(h: Harness) -> Non
 # --- failed authentication ---------------------------------------------------------------------
 
 
-def _from(h: Harness, address: str) -> httpx.AsyncClient:
-    app = h.client._transport.app  # type: ignore[attr-defined]
+def _from(app: FastAPI, address: str) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=(address, 4321))
     return httpx.AsyncClient(transport=transport, base_url="http://sos.test")
 
@@ -196,7 +207,8 @@ async def test_wrong_tokens_from_one_address_are_limited_then_let_through_again(
     limit = h.container.settings.auth.failure_limit
     window = h.container.settings.auth.failure_window_seconds
     wrong = {"Authorization": "Bearer sos_" + "w" * 43}
-    async with _from(h, "203.0.113.7") as attacker, _from(h, "198.51.100.1") as neighbour:
+    app = create_app(h.container, run_engine=False)
+    async with _from(app, "203.0.113.7") as attacker, _from(app, "198.51.100.1") as neighbour:
         for _ in range(limit):
             assert (await attacker.get("/v1/staff", headers=wrong)).status_code == 401
         h.clock.advance(10)

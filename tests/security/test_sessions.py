@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from app.main import create_app
 from app.settings import AuthSettings, Settings
 from app.web.pages import HERE
 from routing.auth.models import StaffSession
@@ -54,8 +55,9 @@ async def _session(h: Harness, cookie: str | None = None) -> StaffSession:
 
 
 def _browser(h: Harness, base_url: str = "http://sos.test") -> httpx.AsyncClient:
-    """Another browser on the harness's app."""
-    return httpx.AsyncClient(transport=h.client._transport, base_url=base_url)  # type: ignore[attr-defined]
+    """Another browser (sessions live in the database: any app of the container serves it)."""
+    transport = httpx.ASGITransport(app=create_app(h.container, run_engine=False))
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
 
 
 def _alive(response: httpx.Response) -> bool:
