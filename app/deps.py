@@ -90,13 +90,13 @@ async def get_principal(request: Request, container: ContainerDep) -> Principal:
         raise HTTPException(
             429, "too many refused tokens from this address", headers={"Retry-After": str(wait)}
         )
-    async with container.db.begin() as session:
+    async with container.db() as session:
         found = await auth_service.check(session, secret=secret.strip(), now=now)
-        if isinstance(found, auth_service.Refused):
-            refuse(request, session, found, now=now, where="api")
-    if isinstance(found, auth_service.Refused):
-        raise HTTPException(401, "the token is not valid", headers=UNAUTHORIZED)
-    return found
+        if isinstance(found, Principal):
+            return found
+        refuse(request, session, found, now=now, where="api")
+        await session.commit()
+    raise HTTPException(401, "the token is not valid", headers=UNAUTHORIZED)
 
 
 def require(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
