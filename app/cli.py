@@ -1,4 +1,4 @@
-"""The `sos-router` command: serve, worker, migrate, token create, rota import, demo."""
+"""The `sos-router` command: serve, worker, migrate, token create/revoke/list, rota import, demo."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 import sys
+from datetime import timedelta
 
 import pydantic
 
@@ -131,38 +132,76 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _create_token(settings: Settings, args: argparse.Namespace) -> str:
+def expires_in(text: str) -> timedelta:
+    """`90d`, `12h`, `30m` or `45s`: a positive duration (argparse type of `--expires-in`)."""
+    unit = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}.get(text[-1:].lower())
+    try:
+        amount = int(text[:-1])
+    except ValueError:
+        amount = 0
+    if unit is None or not 0 < amount <= 36500 * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90d, 12h or 30m")
+    return timedelta(**{unit: amount})
+
+
+async def _token_command(settings: Settings, args: argparse.Namespace) -> int:
     from app.db import create_engine, create_sessionmaker
     from routing.auth import service as auth_service
     from routing.clock import SystemClock
     from routing.types import Role
 
+    now = SystemClock().now()
     engine = create_engine(settings.database_url)
     try:
         async with create_sessionmaker(engine).begin() as session:
-            secret, _ = await auth_service.create(
-                session,
-                role=Role(args.role),
-                staff_id=args.staff_id,
-                name=args.name or "",
-                now=SystemClock().now(),
-            )
+            if args.token_command == "create":
+                expiry = args.expires_in
+                secret, token = await auth_service.create(
+                    session,
+                    role=Role(args.role),
+                    staff_id=args.staff_id,
+                    name=args.name or "",
+                    now=now,
+                    expires_at=now + expiry if expiry else None,
+                )
+                print(secret)
+                until = f", expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if expiry else ""
+                print(f"token id {token.id}{until}", file=sys.stderr)
+            elif args.token_command == "revoke":
+                given = sys.stdin.readline().strip() if args.secret else None
+                token = await auth_service.revoke(
+                    session, now=now, token_id=args.token_id, secret=given
+                )
+                print(f"token {token.id} ({token.role}) revoked")
+            else:
+                for token in await auth_service.list_all(session):
+                    state = (
+                        "revoked"
+                        if token.revoked_at
+                        else "expired"
+                        if token.expires_at and token.expires_at <= now
+                        else "active"
+                    )
+                    expires = f"{token.expires_at:%Y-%m-%d %H:%M}" if token.expires_at else "never"
+                    print(
+                        f"{token.id}  {token.role:<5}  {state:<7}  expires {expires}  "
+                        f"{token.name or '-'}  staff {token.staff_id or '-'}"
+                    )
     finally:
         await engine.dispose()
-    return secret
+    return 0
 
 
-def cmd_token_create(args: argparse.Namespace) -> int:
-    from routing.errors import ValidationFailed
+def cmd_token(args: argparse.Namespace) -> int:
+    from routing.errors import RoutingError
 
     settings = Settings()
     migrate.upgrade(settings.database_url)
     try:
-        print(asyncio.run(_create_token(settings, args)))
-    except ValidationFailed as exc:
+        return asyncio.run(_token_command(settings, args))
+    except RoutingError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    return 0
 
 
 async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
@@ -276,11 +315,37 @@ def parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("token", help="manage API tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
-    create = token_sub.add_parser("create", help="create a token and print it (shown once)")
+    create = token_sub.add_parser(
+        "create",
+        help="create a token and print it (shown once); its id goes to stderr",
+    )
     create.add_argument("--role", required=True, choices=["app", "staff", "admin"])
     create.add_argument("--staff-id", default=None)
     create.add_argument("--name", default=None)
-    create.set_defaults(func=cmd_token_create)
+    create.add_argument(
+        "--expires-in",
+        type=expires_in,
+        default=None,
+        metavar="DURATION",
+        help="refuse the token after this long: 90d, 12h, 30m (default: never)",
+    )
+    create.set_defaults(func=cmd_token)
+    revoke = token_sub.add_parser(
+        "revoke",
+        help="revoke a token at once, and end its console sessions",
+        description="Revoke by the token's id (from `token list` or `token create`), or with "
+        "--secret by the token itself, read from standard input so that it stays out of the "
+        "shell history and the process list.",
+    )
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("token_id", nargs="?", default=None, metavar="TOKEN_ID")
+    which.add_argument(
+        "--secret", action="store_true", help="read the token's secret from standard input"
+    )
+    revoke.set_defaults(func=cmd_token)
+    token_sub.add_parser(
+        "list", help="list tokens: id, role, state, expiry, name, staff (never a secret)"
+    ).set_defaults(func=cmd_token)
 
     rota = sub.add_parser("rota", help="manage the rota: staff, schedules and chains")
     rota_sub = rota.add_subparsers(dest="rota_command", required=True)

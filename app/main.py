@@ -18,8 +18,8 @@ from app.api import api_router, health
 from app.api.webhooks import slack as slack_webhooks
 from app.container import Container
 from app.metrics import CountServerErrors
-from app.web import ack, console, report
-from app.web.pages import STATIC
+from app.web import ack, console, docs, report
+from app.web.pages import STATIC, SecurityHeaders
 
 
 async def _to_sign_in(_: Request, __: Exception) -> Response:
@@ -53,15 +53,19 @@ def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
         version="0.1.0",
         summary="A customer in trouble reaches a human within 10 minutes.",
         lifespan=_lifespan(container, run_engine=run_engine),
+        # `/docs` is our own page (`app/web/docs.py`): the stock ones run inline script.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     # `/readyz` checks that the engine ticks only where it runs.
     app.state.runs_engine = run_engine
     app.add_middleware(CountServerErrors, counter=container.metrics.server_errors)
+    app.add_middleware(SecurityHeaders)
     errors.install(app)
     app.include_router(api_router)
     app.add_exception_handler(console.NotSignedIn, _to_sign_in)
-    for router in (ack.router, report.router, console.router, slack_webhooks.router):
+    for router in (ack.router, report.router, console.router, docs.router, slack_webhooks.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

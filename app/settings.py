@@ -150,6 +150,21 @@ class AuditorSettings(BaseModel):
     slack_seconds: int = Field(30, ge=5, le=3600)
 
 
+class AuthSettings(BaseModel):
+    """Sign-in and sessions. A client address that presents `failure_limit` wrong tokens (API or
+    console sign-in) within `failure_window_seconds` gets 429 with `Retry-After` until the window
+    has passed. Console sessions end after `session_idle_seconds` without a request and
+    `session_max_seconds` after sign-in, whichever comes first. `secure_cookies`: unset means
+    Secure whenever SOS_PUBLIC_BASE_URL (or the request) is https; false only for plain-http
+    local development."""
+
+    failure_limit: int = Field(10, ge=1, le=1000)
+    failure_window_seconds: int = Field(300, ge=1, le=86400)
+    session_idle_seconds: int = Field(1800, ge=60, le=86400)
+    session_max_seconds: int = Field(43200, ge=60, le=7 * 86400)
+    secure_cookies: bool | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOS_", env_nested_delimiter="__", extra="ignore")
 
@@ -176,6 +191,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     operators: OperatorsSettings = Field(default_factory=OperatorsSettings)
     auditor: AuditorSettings = Field(default_factory=AuditorSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
     # then do not survive a restart, and several processes do not share them).
     secret_key: SecretStr = SecretStr("")
@@ -193,6 +209,15 @@ class Settings(BaseSettings):
             ZoneInfo(self.time_zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"SOS_TIME_ZONE {self.time_zone!r} is not a known time zone") from None
+        return self
+
+    @model_validator(mode="after")
+    def _secure_cookies_on_https(self) -> Settings:
+        if self.auth.secure_cookies is False and self.public_base_url.startswith("https://"):
+            raise ValueError(
+                "SOS_AUTH__SECURE_COOKIES=false is only for plain-http local development, but "
+                "SOS_PUBLIC_BASE_URL is https"
+            )
         return self
 
     @model_validator(mode="after")

@@ -2,8 +2,13 @@
 resolve, read a report's timeline, watch the promise over 30 days (charts and CSV), and see what
 could break it before a report arrives (readiness).
 
-Sessions live on the server (`staff_sessions`); the cookie is HttpOnly, SameSite=Strict and
-Secure on https. Every form carries a CSRF value bound to the session.
+Sessions live on the server (`staff_sessions`); the cookie holds only a random secret and is
+HttpOnly, SameSite=Strict and Secure (`pages.secure_cookies`). A session ends after
+`SOS_AUTH__SESSION_IDLE_SECONDS` without a request, `SOS_AUTH__SESSION_MAX_SECONDS` after sign-in,
+at sign-out, or when its token is revoked or expires; a dead session's cookie never works again.
+Every form carries a CSRF value: bound to the session once signed in (an HMAC of its secret), a
+double-submit cookie on the sign-in form. Refused sign-ins count towards the same per-address
+limit as refused API tokens (`app.deps.failures`) and are recorded.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import csv
 import hashlib
 import hmac
 import io
+import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -20,12 +26,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.container import Container
-from app.deps import ContainerDep, DbDep, NowDep
+from app.deps import ContainerDep, DbDep, NowDep, refuse, too_many_failures
 from app.web import charts
-from app.web.pages import SECURITY_HEADERS, duration, render
+from app.web.pages import SECURITY_HEADERS, DoubleSubmit, duration, render, secure_cookies
 from app.web.texts import CONSOLE_TEXTS, pick
 from routing import readiness
-from routing.audit import service as audit
 from routing.auth import service as auth_service
 from routing.auth.service import Principal
 from routing.bridge import service as bridge
@@ -41,6 +46,7 @@ from routing.types import Role
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 COOKIE = "sos_session"
+LOGIN_CSRF = DoubleSubmit("sos_login_csrf", "/console/login")
 AT_RISK_SECONDS = 180
 SLA_DAYS = 30
 
@@ -64,8 +70,15 @@ class NotSignedIn(Exception):
 
 async def signed_in(request: Request, container: ContainerDep, now: NowDep) -> SignedIn:
     secret = request.cookies.get(COOKIE, "")
+    limits = container.settings.auth
     async with container.db.begin() as session:
-        principal = await auth_service.resume_session(session, secret=secret, now=now)
+        principal = await auth_service.resume_session(
+            session,
+            secret=secret,
+            now=now,
+            idle=timedelta(seconds=limits.session_idle_seconds),
+            max_age=timedelta(seconds=limits.session_max_seconds),
+        )
         staff_id = principal.staff_id if principal else None
         staff = await session.get(Staff, staff_id) if staff_id else None
     if principal is None:
@@ -93,10 +106,26 @@ def _to(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS)
 
 
-@router.get("/login", response_class=HTMLResponse)
-async def login_form(request: Request) -> HTMLResponse:
+def _login_page(
+    request: Request, container: Container, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     lang = _browser_language(request)
-    return render("console_login.html", t=CONSOLE_TEXTS[lang], lang=lang)
+    value = LOGIN_CSRF.value(request)
+    page = render(
+        "console_login.html",
+        status_code=status_code,
+        t=CONSOLE_TEXTS[lang],
+        lang=lang,
+        csrf=LOGIN_CSRF.field(container.secret_key, value),
+        **context,
+    )
+    LOGIN_CSRF.set(page, value, secure=secure_cookies(container.settings, request))
+    return page
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, container: ContainerDep) -> HTMLResponse:
+    return _login_page(request, container)
 
 
 @router.post("/login", response_model=None)
@@ -106,26 +135,37 @@ async def login(
     db: DbDep,
     now: NowDep,
     token: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
+    if not LOGIN_CSRF.ok(container.secret_key, request, csrf):
+        return _login_page(request, container, status_code=403, problem="form_expired")
+    wait = too_many_failures(request, now)
+    if wait:
+        page = _login_page(
+            request, container, status_code=429, problem="too_many", minutes=math.ceil(wait / 60)
+        )
+        page.headers["Retry-After"] = str(wait)
+        return page
     async with db.begin() as session:
-        principal = await auth_service.authenticate(session, secret=token.strip(), now=now)
-        if principal is None or principal.role not in (Role.STAFF, Role.ADMIN):
-            audit.record(
-                session,
-                at=now,
-                type="console_sign_in_refused",
-                detail="console sign-in refused: not a staff or admin token",
-            )
-            lang = _browser_language(request)
-            return render(
-                "console_login.html", error=True, status_code=401, t=CONSOLE_TEXTS[lang], lang=lang
-            )
-        secret = await auth_service.start_session(session, principal=principal, now=now)
+        found = await auth_service.check(session, secret=token.strip(), now=now)
+        if isinstance(found, Principal) and found.role not in (Role.STAFF, Role.ADMIN):
+            found = auth_service.Refused(f"{found.role} token", found.token_id)
+        if isinstance(found, auth_service.Refused):
+            refuse(request, session, found, now=now, where="console sign-in")
+        else:
+            secret = await auth_service.start_session(session, principal=found, now=now)
+    if isinstance(found, auth_service.Refused):
+        return _login_page(request, container, status_code=401, problem="refused")
     response = _to("/console")
-    https = request.url.scheme == "https" or container.settings.public_base_url.startswith("https")
     response.set_cookie(
-        COOKIE, secret, httponly=True, samesite="strict", secure=https, path="/console"
+        COOKIE,
+        secret,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(container.settings, request),
+        path="/console",
     )
+    response.delete_cookie(LOGIN_CSRF.cookie, path=LOGIN_CSRF.path)
     return response
 
 

@@ -3,10 +3,10 @@
 `POST /report` goes through the same intake as the API (`routing.report.service.submit`, with
 `channel="web"`), then redirects to an unguessable status page. Guards, in this order:
 
-- **CSRF** (double submit): a random value in an HttpOnly, SameSite=Strict cookie (Secure on https)
-  and the same value with its HMAC-SHA256 under `container.secret_key` in a hidden field; both are
-  compared in constant time. Failure → 403 and nothing is kept (a forged form's values are never
-  shown back, so nobody can be lured into sending an attacker's callback number).
+- **CSRF** (`pages.DoubleSubmit`): a random value in an HttpOnly, SameSite=Strict cookie (Secure
+  on https) and the same value with its HMAC-SHA256 under `container.secret_key` in a hidden field;
+  both are compared in constant time. Failure → 403 and nothing is kept (a forged form's values
+  are never shown back, so nobody can be lured into sending an attacker's callback number).
 - **Rate limit**: at most `RATE_LIMIT` reports per `RATE_WINDOW` per client address, counted in
   this process (a sliding window on the service clock). Excess → 429 with `Retry-After`.
 - **Validation**: 422, the form again with each message next to its field and the typed values.
@@ -19,11 +19,7 @@ Forms are parsed here (URL-encoded, at most `MAX_BODY` bytes), as the webhooks d
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
-import re
-import secrets
-from collections import deque
 from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -36,8 +32,9 @@ from pydantic import ValidationError
 from app.container import Container
 from app.deps import ContainerDep, DbDep, NowDep
 from app.errors import error_body
+from app.throttle import SlidingWindow
 from app.web import texts
-from app.web.pages import SECURITY_HEADERS, render
+from app.web.pages import SECURITY_HEADERS, DoubleSubmit, render, secure_cookies
 from routing.phone import mask_phone
 from routing.report import service as report_service
 from routing.report import status
@@ -48,9 +45,9 @@ router = APIRouter(include_in_schema=False)
 
 RATE_LIMIT = 5
 RATE_WINDOW = timedelta(minutes=10)
-RATE_MAX_CLIENTS = 10_000
 MAX_BODY = 32 * 1024
 CSRF_COOKIE = "sos_report_csrf"
+CSRF = DoubleSubmit(CSRF_COOKIE, "/report")
 FIELDS = ("category", "callback_phone", "language", "description", "csrf", "when")
 # What the status page offers a customer who would rather be called later: minutes from now, or
 # tomorrow at 09:00 in the service's time zone.
@@ -64,63 +61,12 @@ ERROR_TEXT = {
     "description": "err_description",
 }
 STATUS_HEADERS = {**SECURITY_HEADERS, "X-Robots-Tag": "noindex, nofollow"}
-_COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 # `?lang=`: anything but a known language is ignored (never an error page).
 LangQuery = Query(None)
 
 
 # --- guards ------------------------------------------------------------------------------------
-
-
-def _sign(key: bytes, value: str) -> str:
-    return hmac.new(key, b"report-csrf:" + value.encode(), hashlib.sha256).hexdigest()
-
-
-def csrf_field(key: bytes, value: str) -> str:
-    """The hidden field for cookie value `value`: the value and its HMAC."""
-    return f"{value}.{_sign(key, value)}"
-
-
-def csrf_ok(key: bytes, cookie: str, field: str) -> bool:
-    """True when `field` carries the cookie's value with a valid HMAC (constant-time compares)."""
-    value, _, mac = field.rpartition(".")
-    if not value or not cookie:
-        return False
-    good_mac = hmac.compare_digest(mac.encode(), _sign(key, value).encode())
-    same = hmac.compare_digest(value.encode(), cookie.encode())
-    return good_mac and same
-
-
-class SlidingWindow:
-    """At most `limit` hits per `window` per key. `retry_after` and `record` do not await, so a
-    check followed by a record is atomic on the event loop. Memory is bounded by `max_keys`."""
-
-    def __init__(self, limit: int, window: timedelta, max_keys: int = RATE_MAX_CLIENTS) -> None:
-        self.limit, self.window, self.max_keys = limit, window, max_keys
-        self._hits: dict[str, deque[datetime]] = {}
-
-    def _live(self, key: str, now: datetime) -> deque[datetime]:
-        hits = self._hits.get(key, deque())
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        return hits
-
-    def retry_after(self, key: str, now: datetime) -> int:
-        """Seconds until `key` may hit again; 0: now."""
-        hits = self._live(key, now)
-        if len(hits) < self.limit:
-            return 0
-        return max(1, math.ceil((hits[0] + self.window - now).total_seconds()))
-
-    def record(self, key: str, now: datetime) -> None:
-        if key not in self._hits and len(self._hits) >= self.max_keys:
-            for old in list(self._hits):
-                if not self._live(old, now):
-                    del self._hits[old]
-            while len(self._hits) >= self.max_keys:  # still full: forget the oldest client
-                del self._hits[next(iter(self._hits))]
-        self._hits.setdefault(key, deque()).append(now)
 
 
 def _limiter(request: Request) -> SlidingWindow:
@@ -215,20 +161,11 @@ async def report_form(
     """The empty form, in `?lang=`, else the browser's language, else Dutch. Sets the CSRF
     cookie (keeping a well-formed one, so two open tabs both work)."""
     ui = texts.pick(lang, request.headers.get("accept-language"))
-    value = request.cookies.get(CSRF_COOKIE, "")
-    if not _COOKIE_VALUE.fullmatch(value):
-        value = secrets.token_urlsafe(32)
+    value = CSRF.value(request)
     response = _form_page(
-        container, ui, values={"language": ui}, csrf=csrf_field(container.secret_key, value)
+        container, ui, values={"language": ui}, csrf=CSRF.field(container.secret_key, value)
     )
-    response.set_cookie(
-        CSRF_COOKIE,
-        value,
-        path="/report",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    CSRF.set(response, value, secure=secure_cookies(container.settings, request))
     return response
 
 
@@ -246,8 +183,7 @@ async def submit_report(
     form = await _read_form(request)
     if form is None:
         return _form_page(container, ui, state="too_large", status_code=413)
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not csrf_ok(container.secret_key, cookie, form.get("csrf", "")):
+    if not CSRF.ok(container.secret_key, request, form.get("csrf", "")):
         return _form_page(container, ui, state="forbidden", status_code=403)
     limiter, client = _limiter(request), request.client.host if request.client else "unknown"
     wait = limiter.retry_after(client, now)
@@ -273,7 +209,7 @@ async def submit_report(
             sla_seconds=sla,
             prebreach_seconds=container.settings.prebreach_seconds,
             channel="web",
-            idempotency_key=_idempotency_key(cookie, data, now, sla),
+            idempotency_key=_idempotency_key(request.cookies[CSRF_COOKIE], data, now, sla),
         )
         token = await status.new_status_token(session, report, now=now)
     container.engine.trigger()

@@ -236,6 +236,8 @@ CONSOLE_TEXTS: dict[str, dict[str, str]] = {
         "token": "Jouw medewerkerstoken",
         "sign_in": "Inloggen",
         "refused": "Met dit token kun je niet inloggen op de console.",
+        "too_many": "Te veel mislukte pogingen vanaf deze verbinding. Probeer het over "
+        "{minutes} minuten opnieuw.",
         "open_reports": "Open meldingen",
         "promise_nav": "De belofte",
         "sign_out": "Uitloggen",
@@ -303,6 +305,8 @@ CONSOLE_TEXTS: dict[str, dict[str, str]] = {
         "token": "Your staff token",
         "sign_in": "Sign in",
         "refused": "That token cannot sign in to the console.",
+        "too_many": "Too many failed attempts from this connection. Try again in {minutes} "
+        "minutes.",
         "open_reports": "Open reports",
         "promise_nav": "The promise",
         "sign_out": "Sign out",

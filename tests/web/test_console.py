@@ -9,11 +9,12 @@ import httpx
 
 from routing.auth.models import StaffSession
 from tests.harness import VOICE, Harness
+from tests.web.console_support import sign_in
 
 
 async def _sign_in(h: Harness, name: str) -> httpx.Response:
     token = h.staff_tokens[name].removeprefix("Bearer ")
-    return await h.client.post("/console/login", data={"token": token})
+    return await sign_in(h.client, token)
 
 
 def _csrf(page: str) -> str:
@@ -34,9 +35,9 @@ async def _setup(h: Harness) -> dict[str, object]:
 async def test_the_console_needs_a_staff_sign_in(h: Harness) -> None:
     await _setup(h)
     assert (await h.client.get("/console")).headers["location"] == "/console/login"
-    refused = await h.client.post("/console/login", data={"token": h.app["Authorization"][7:]})
+    refused = await sign_in(h.client, h.app["Authorization"][7:])
     assert refused.status_code == 401
-    assert (await h.client.post("/console/login", data={"token": "nope"})).status_code == 401
+    assert (await sign_in(h.client, "nope")).status_code == 401
 
     signed = await _sign_in(h, "Anna")
 

@@ -7,6 +7,7 @@ import httpx
 
 from routing.notify.models import PhoneVerification
 from tests.harness import SMS, VOICE, Harness
+from tests.web.console_support import sign_in
 
 ANNA = "+31611111111"
 
@@ -14,7 +15,7 @@ ANNA = "+31611111111"
 async def _signed_in(h: Harness, *, languages: list[str] | None = None) -> str:
     anna = await h.staff("Anna", ANNA, languages=languages or ["en"])
     token = h.staff_tokens["Anna"].removeprefix("Bearer ")
-    assert (await h.client.post("/console/login", data={"token": token})).status_code == 303
+    assert (await sign_in(h.client, token)).status_code == 303
     return anna
 
 

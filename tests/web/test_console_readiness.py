@@ -9,11 +9,12 @@ from sqlalchemy import update
 
 from routing.staff.models import Staff
 from tests.harness import Harness
+from tests.web.console_support import sign_in
 
 
 async def _sign_in(h: Harness, name: str) -> None:
     token = h.staff_tokens[name].removeprefix("Bearer ")
-    assert (await h.client.post("/console/login", data={"token": token})).status_code == 303
+    assert (await sign_in(h.client, token)).status_code == 303
 
 
 async def _setup(h: Harness) -> None:
