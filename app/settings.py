@@ -195,11 +195,15 @@ class PumpingSettings(BaseModel):
     all within `window_seconds` opens a breaker: customer texts and calls in that scope stop for
     `cooldown_seconds` (or until an admin resets it) and the operators (SOS_OPERATORS__*) are
     alerted. Staff paging never stops. Counted in the database, shared by every process (set
-    SOS_SECRET_KEY, which keys the numbers' hashes, the same in all of them)."""
+    SOS_SECRET_KEY, which keys the numbers' hashes, the same in all of them).
+
+    The limits count every customer text and call (receipts, "calls you now", callback
+    confirmations, bridge calls). The defaults are generous; real customers seldom share a
+    range, so `per_prefix` may go far lower (say 30) where the traffic allows."""
 
     allowed_regions: list[str] = sorted(EU_EEA)
     per_number: int = Field(20, ge=1)
-    per_prefix: int = Field(200, ge=1)
+    per_prefix: int = Field(300, ge=1)
     per_all: int = Field(2000, ge=1)
     window_seconds: int = Field(3600, ge=60, le=7 * 86400)
     cooldown_seconds: int = Field(3600, ge=60, le=7 * 86400)

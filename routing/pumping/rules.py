@@ -70,7 +70,7 @@ class Policy:
     secret: bytes = b""
     regions: frozenset[str] = EU_EEA
     per_number: int = 20
-    per_prefix: int = 200
+    per_prefix: int = 300
     per_all: int = 2000
     window: timedelta = timedelta(hours=1)
     cooldown: timedelta = timedelta(hours=1)
