@@ -19,9 +19,10 @@ from app.settings import LimitsSettings, Settings
 from routing.inbound.models import SosCall
 from routing.report.models import Report
 from tests.harness import Harness
+from tests.providers.test_vonage_webhooks import OURS, Vonage, vn
 from tests.scenarios.twilio_harness import CUSTOMER, SOS_NUMBER, Twilio, tw
 
-__all__ = ["tw"]
+__all__ = ["tw", "vn"]
 
 OUTSIDER = "203.0.113.7"
 KIB = 1024
@@ -276,6 +277,21 @@ class TestPhoneOnTheSosNumber:
         tw.fake.errors.clear()
         (description,) = await _descriptions(tw)
         assert description == "help\nmore"
+
+    async def test_a_customer_texting_our_vonage_number_too_often_is_turned_away(
+        self, vn: Vonage
+    ) -> None:
+        for text in ("help", "more"):
+            assert (await vn.fake.send_sms(from_=CUSTOMER, text=text, to=OURS)).status_code == 204
+            await vn.h.tick()
+            await vn.fake.expect_sms(to=CUSTOMER)  # the receipt, then "added to your report"
+
+        r = await vn.fake.send_sms(from_=CUSTOMER, text="spam", to=OURS)
+
+        assert_limited(r, "callback_phone")
+        assert vn.fake.errors == ["inbound SMS webhook answered 429"]
+        vn.fake.errors.clear()
+        await vn.h.tick()  # no reply to the limited text
 
     async def test_a_caller_calling_too_often_is_turned_away(self, tw: Twilio) -> None:
         def call(n: int) -> dict[str, str]:
