@@ -149,11 +149,12 @@ def _networks(items: Iterable[str]) -> Networks:
     return tuple(ip_network(item, strict=False) for item in items)
 
 
-def _within(address: str, networks: Networks) -> bool:
+def _within(address: str, networks: Networks) -> bool | None:
+    """Whether `address` is in one of `networks`; None when it is not an IP address."""
     try:
         ip = ip_address(address)
     except ValueError:
-        return False
+        return None
     return any(ip in network for network in networks)
 
 
@@ -170,17 +171,10 @@ def client_address(scope: Scope, trusted_proxies: Networks) -> str:
         return peer
     hops = [h.strip() for value in _header(scope, b"x-forwarded-for") for h in value.split(",")]
     for hop in reversed(hops):
-        if not _within(hop, trusted_proxies):
-            return hop if _valid(hop) else peer
+        trusted = _within(hop, trusted_proxies)
+        if not trusted:
+            return peer if trusted is None else hop  # garbage: the proxy is all we know
     return peer
-
-
-def _valid(address: str) -> bool:
-    try:
-        ip_address(address)
-    except ValueError:
-        return False
-    return True
 
 
 def _bearer(scope: Scope) -> str:

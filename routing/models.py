@@ -9,7 +9,7 @@ from routing.engine.models import Heartbeat
 from routing.inbound.models import InboundMessage, SosCall
 from routing.notify.models import OutboundMessage, PhoneVerification
 from routing.page.models import AckLink, EscalationTimer, Page
-from routing.pumping.models import CustomerSend, SendBreaker
+from routing.pumping.models import CustomerSend, SendBlock, SendBreaker
 from routing.report.models import IdempotencyKey, Report, StatusToken
 from routing.rota.models import Schedule, ScheduleOverride
 from routing.staff.models import Staff
@@ -32,6 +32,7 @@ __all__ = [
     "Report",
     "Schedule",
     "ScheduleOverride",
+    "SendBlock",
     "SendBreaker",
     "SosCall",
     "Staff",

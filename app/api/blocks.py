@@ -23,7 +23,7 @@ async def list_blocks(_: Admin, db: DbDep, now: NowDep) -> BlocksRead:
         blocks = await pumping.recent_blocks(session)
         return BlocksRead(
             breakers=[BreakerRead.model_validate(b) for b in breakers],
-            blocks=[BlockRead.of(e) for e in blocks],
+            blocks=[BlockRead.model_validate(b) for b in blocks],
         )
 
 

@@ -1,4 +1,4 @@
-"""pumping guard: customer sends and breakers
+"""pumping guard: customer sends, breakers and blocks
 
 Revision ID: 0011
 Revises: 0009
@@ -44,9 +44,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_send_breakers")),
     )
     op.create_index("ix_send_breakers_scope_key", "send_breakers", ["scope", "key"])
+    op.create_table(
+        "send_blocks",
+        sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
+        sa.Column("at", routing.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("report_id", sa.String(length=36), nullable=True),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("to", sa.String(length=20), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.Column("detail", sa.String(length=300), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["report_id"], ["reports.id"], name=op.f("fk_send_blocks_report_id_reports")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_send_blocks")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("send_blocks")
     op.drop_index("ix_send_breakers_scope_key", table_name="send_breakers")
     op.drop_table("send_breakers")
     op.drop_index("ix_customer_sends_at", table_name="customer_sends")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from routing.db import Base, BigIntId, UTCDateTime
@@ -42,3 +42,18 @@ class SendBreaker(Base):
     closed_by: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_send_breakers_scope_key", "scope", "key"),)
+
+
+class SendBlock(Base):
+    """A customer text or call the guard stopped, and why (what `GET /v1/admin/blocks` lists; the
+    report's timeline has it as a `send_blocked` event too). The number only masked."""
+
+    __tablename__ = "send_blocks"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    report_id: Mapped[str | None] = mapped_column(ForeignKey("reports.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    to: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(300))

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,27 +19,17 @@ class BreakerRead(BaseModel):
 
 
 class BlockRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     at: datetime
     report_id: str | None
+    channel: str
+    to: str = Field(description="the number, masked to its last 2 digits")
     reason: str = Field(
         description="invalid_number, country, number_type, number_breaker, prefix_breaker, "
         "global_breaker"
     )
     detail: str
-    channel: str
-    to: str = Field(description="the number, masked to its last 2 digits")
-
-    @classmethod
-    def of(cls, event: Any) -> BlockRead:
-        data = event.data or {}
-        return cls(
-            at=event.at,
-            report_id=event.report_id,
-            reason=str(data.get("reason", "")),
-            detail=event.detail,
-            channel=str(data.get("channel", "")),
-            to=str(data.get("to", "")),
-        )
 
 
 class BlocksRead(BaseModel):

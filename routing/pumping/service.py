@@ -17,12 +17,11 @@ from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.audit import service as audit
-from routing.audit.models import AuditEvent
 from routing.errors import NotFound
 from routing.notify import outbox, texts
 from routing.phone import mask_phone
 from routing.pumping import rules
-from routing.pumping.models import CustomerSend, SendBreaker
+from routing.pumping.models import CustomerSend, SendBlock, SendBreaker
 from routing.pumping.rules import GLOBAL, NUMBER, PREFIX, Block, Policy
 
 log = logging.getLogger(__name__)
@@ -55,14 +54,10 @@ async def check(
         block = await _velocity(session, policy, to, now)
     if block is None:
         return None
-    audit.record(
-        session,
-        at=now,
-        type=BLOCKED,
-        report_id=report_id,
-        detail=f"did not send {what}: {block.detail}",
-        data={"reason": block.reason, "channel": channel, "to": mask_phone(to)},
-    )
+    detail, masked = f"did not send {what}: {block.detail}", mask_phone(to)[:20]
+    data = {"reason": block.reason, "channel": channel, "to": masked}
+    audit.record(session, at=now, type=BLOCKED, report_id=report_id, detail=detail, data=data)
+    session.add(SendBlock(at=now, report_id=report_id, detail=detail[:300], **data))
     log.warning(
         "pumping guard blocked %s (report %s): %s",
         what,
@@ -208,14 +203,9 @@ async def open_breakers(session: AsyncSession, now: datetime) -> Sequence[SendBr
     return rows.all()
 
 
-async def recent_blocks(session: AsyncSession, *, limit: int = 100) -> Sequence[AuditEvent]:
-    """The latest `send_blocked` events, newest first."""
-    rows = await session.scalars(
-        select(AuditEvent)
-        .where(AuditEvent.type == BLOCKED)
-        .order_by(AuditEvent.id.desc())
-        .limit(limit)
-    )
+async def recent_blocks(session: AsyncSession, *, limit: int = 100) -> Sequence[SendBlock]:
+    """The latest blocked sends, newest first."""
+    rows = await session.scalars(select(SendBlock).order_by(SendBlock.id.desc()).limit(limit))
     return rows.all()
 
 

@@ -210,6 +210,8 @@ class TestBehindAProxy:
             assert await status("6.6.6.6, 198.51.100.1") == 200
             assert await status("7.7.7.7, 198.51.100.1, 10.0.0.9") == 429
             assert await status("198.51.100.2") == 200  # another client behind the proxy
+            # What is not an address is not a client: the proxy itself is counted.
+            assert [await status("nonsense") for _ in range(3)] == [200, 200, 429]
 
 
 class TestPerToken:
