@@ -8,6 +8,7 @@ import secrets
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -30,7 +31,7 @@ from providers.vonage.config import VonageConfig
 from providers.vonage.senders import VonageSms, VonageVoice
 from routing import guard
 from routing.clock import Clock, SystemClock
-from routing.engine.auditor import Auditor, Contact
+from routing.engine.auditor import Auditor
 from routing.engine.bridger import Bridger
 from routing.engine.dispatcher import Dispatcher
 from routing.engine.engine import Engine
@@ -38,7 +39,9 @@ from routing.engine.escalator import Escalator
 from routing.engine.hangup import Hangup
 from routing.engine.messenger import Messenger
 from routing.engine.reconciler import Reconciler
+from routing.notify.outbox import Contact
 from routing.page.bundle import PagingLimits
+from routing.pumping.rules import Policy
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ class Container:
     secret_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     # On PostgreSQL: wake-up hints between this process's engine and the others'.
     wake: PostgresWake | None = None
+    # The SMS and call pumping guard's configuration (SOS_PUMPING__*).
+    pumping: Policy = field(default_factory=Policy)
 
     async def start_engine(self) -> None:
         """Before running the engine loop: listen for other processes' hints."""
@@ -205,20 +210,39 @@ def crash_point_from(environ: Mapping[str, str]) -> Callable[[str], None]:
     return crash
 
 
-def auditor(settings: Settings) -> Auditor:
-    """The escalation auditor, alerting the operators' phone (SMS) and/or chat id."""
-    operators = settings.operators
-    contacts = [
+def operators(settings: Settings) -> tuple[Contact, ...]:
+    """The operators' phone (SMS) and/or chat id, for the auditor's and the breakers' alerts."""
+    o = settings.operators
+    return tuple(
         Contact(channel, to)
-        for channel, to in ((Channel.SMS, operators.phone), (Channel.CHAT, operators.chat_id))
+        for channel, to in ((Channel.SMS, o.phone), (Channel.CHAT, o.chat_id))
         if to
-    ]
+    )
+
+
+def auditor(settings: Settings) -> Auditor:
+    """The escalation auditor, alerting the operators."""
     return Auditor(
         interval_seconds=settings.auditor.interval_seconds,
         slack_seconds=settings.auditor.slack_seconds,
         prebreach_seconds=settings.prebreach_seconds,
-        operators=contacts,
-        language=operators.language,
+        operators=operators(settings),
+        language=settings.operators.language,
+    )
+
+
+def pumping_policy(settings: Settings, secret_key: bytes) -> Policy:
+    p = settings.pumping
+    return Policy(
+        secret=secret_key,
+        regions=frozenset(p.allowed_regions),
+        per_number=p.per_number,
+        per_prefix=p.per_prefix,
+        per_all=p.per_all,
+        window=timedelta(seconds=p.window_seconds),
+        cooldown=timedelta(seconds=p.cooldown_seconds),
+        operators=operators(settings),
+        language=settings.operators.language,
     )
 
 
@@ -246,6 +270,9 @@ def build(
     metrics = Metrics(db, clock)
     timings = settings.engine
     crash_point = crash_point_from(os.environ)
+    configured = settings.secret_key.get_secret_value().encode()
+    secret_key = configured or secrets.token_bytes(32)
+    pumping = pumping_policy(settings, secret_key)
     engine = Engine(
         db,
         clock,
@@ -260,14 +287,14 @@ def build(
                 limits=PagingLimits(**settings.paging.model_dump()),
                 crash_point=crash_point,
             ),
-            Messenger(registry, clock),
+            Messenger(registry, clock, pumping=pumping),
             Reconciler(
                 registry,
                 retry_seconds=timings.reconcile_retry_seconds,
                 give_up_seconds=timings.reconcile_give_up_seconds,
             ),
             Hangup(registry),
-            Bridger(registry),
+            Bridger(registry, pumping=pumping),
             # Last: it judges what the modules above left undone in the same tick.
             auditor(settings),
         ],
@@ -276,8 +303,6 @@ def build(
     )
     twilio = twilio_config(settings) if settings.twilio.enabled else None
     vonage = vonage_config(settings) if settings.vonage.enabled else None
-    configured = settings.secret_key.get_secret_value().encode()
-    secret_key = configured or secrets.token_bytes(32)
     wake = None if settings.is_sqlite else PostgresWake(settings.database_url, engine)
     return Container(
         settings=settings,
@@ -292,4 +317,5 @@ def build(
         vonage=vonage,
         secret_key=secret_key,
         wake=wake,
+        pumping=pumping,
     )

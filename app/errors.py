@@ -52,6 +52,10 @@ HTTP_CODES = {
 }
 
 
+# A body with thousands of bad fields gets the first few named, not an answer larger than itself.
+MAX_DETAILS = 20
+
+
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field, **extra}}
 
@@ -81,7 +85,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors()
     details = [
         {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
-        for e in errors
+        for e in errors[:MAX_DETAILS]
     ]
     first = details[0] if details else {"field": None, "message": "invalid request"}
     invalid_json = any(e.get("type") == "json_invalid" for e in errors)

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from app import errors
+from app import errors, limits
 from app.api import api_router, health
 from app.api.webhooks import slack as slack_webhooks
 from app.container import Container
@@ -62,6 +62,7 @@ def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
     app.state.runs_engine = run_engine
     app.add_middleware(CountServerErrors, counter=container.metrics.server_errors)
     app.add_middleware(SecurityHeaders)
+    limits.install(app, container)
     errors.install(app)
     app.include_router(api_router)
     app.add_exception_handler(console.NotSignedIn, _to_sign_in)

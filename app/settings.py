@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from phonenumbers import SUPPORTED_REGIONS
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers.vonage.auth import load_private_key
 from routing.phone import can_receive_sms, normalize_phone
+from routing.pumping.rules import EU_EEA
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sos-router.db"
 
@@ -165,6 +168,71 @@ class AuthSettings(BaseModel):
     secure_cookies: bool | None = None
 
 
+class LimitsSettings(BaseModel):
+    """Abuse limits on requests (`app/limits.py`). Bodies over `max_body_bytes` (webhooks:
+    `max_webhook_body_bytes`) get 413 before they are parsed. Rate limits give 429 with
+    `Retry-After`: `per_address` requests per minute per client address (webhooks, which come
+    from the providers' shared addresses, and `exempt_addresses` are not counted), `per_token`
+    per minute per bearer token, and `per_phone` reports per `phone_window_seconds` per phone
+    number (API intake, SMS and the SOS line). Counted in each process: with N processes behind
+    a balancer a client gets up to N times as much. 0 turns a rate limit off.
+
+    The client address is the socket peer; only when that peer is one of `trusted_proxies`
+    (addresses or networks) is it taken from `X-Forwarded-For`."""
+
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_webhook_body_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    per_address: int = Field(600, ge=0)
+    per_token: int = Field(120_000, ge=0)
+    per_phone: int = Field(20, ge=0)
+    phone_window_seconds: int = Field(3600, ge=1, le=7 * 86400)
+    exempt_addresses: list[str] = ["127.0.0.1", "::1"]
+    trusted_proxies: list[str] = []
+    # How many clients each limit remembers at most (memory stays bounded under a flood).
+    max_clients: int = Field(100_000, ge=100)
+
+    @field_validator("exempt_addresses", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+
+class PumpingSettings(BaseModel):
+    """SMS and call pumping (`routing/pumping/`): customer texts and calls go only to numbers in
+    `allowed_regions` (ISO codes; default the EU and EEA) of a type a customer's phone has (never
+    premium-rate, shared-cost, UAN, personal, pager...). More than `per_number` sends to one
+    number, `per_prefix` to one range (the number without its last 4 digits) or `per_all` in
+    all within `window_seconds` opens a breaker: customer texts and calls in that scope stop for
+    `cooldown_seconds` (or until an admin resets it) and the operators (SOS_OPERATORS__*) are
+    alerted. Staff paging never stops. Counted in the database, shared by every process (set
+    SOS_SECRET_KEY, which keys the numbers' hashes, the same in all of them).
+
+    The limits count every customer text and call (receipts, "calls you now", callback
+    confirmations, bridge calls). The defaults are generous; real customers seldom share a
+    range, so `per_prefix` may go far lower (say 30) where the traffic allows."""
+
+    allowed_regions: list[str] = sorted(EU_EEA)
+    per_number: int = Field(20, ge=1)
+    per_prefix: int = Field(300, ge=1)
+    per_all: int = Field(2000, ge=1)
+    window_seconds: int = Field(3600, ge=60, le=7 * 86400)
+    cooldown_seconds: int = Field(3600, ge=60, le=7 * 86400)
+
+    @field_validator("allowed_regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        regions = [r.strip().upper() for r in value]
+        unknown = [r for r in regions if r not in SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"unknown region codes: {', '.join(unknown)}")
+        return regions
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOS_", env_nested_delimiter="__", extra="ignore")
 
@@ -192,6 +260,8 @@ class Settings(BaseSettings):
     operators: OperatorsSettings = Field(default_factory=OperatorsSettings)
     auditor: AuditorSettings = Field(default_factory=AuditorSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    pumping: PumpingSettings = Field(default_factory=PumpingSettings)
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
     # then do not survive a restart, and several processes do not share them).
     secret_key: SecretStr = SecretStr("")

@@ -9,6 +9,7 @@ from routing.engine.models import Heartbeat
 from routing.inbound.models import InboundMessage, SosCall
 from routing.notify.models import OutboundMessage, PhoneVerification
 from routing.page.models import AckLink, EscalationTimer, Page
+from routing.pumping.models import CustomerSend, SendBlock, SendBreaker
 from routing.report.models import IdempotencyKey, Report, StatusToken
 from routing.rota.models import Schedule, ScheduleOverride
 from routing.staff.models import Staff
@@ -20,6 +21,7 @@ __all__ = [
     "Base",
     "BridgeCall",
     "Chain",
+    "CustomerSend",
     "EscalationTimer",
     "Heartbeat",
     "IdempotencyKey",
@@ -30,6 +32,8 @@ __all__ = [
     "Report",
     "Schedule",
     "ScheduleOverride",
+    "SendBlock",
+    "SendBreaker",
     "SosCall",
     "Staff",
     "StaffSession",

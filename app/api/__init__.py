@@ -1,6 +1,7 @@
 from fastapi import APIRouter
 
 from app.api import (
+    blocks,
     chains,
     health,
     heartbeat,
@@ -25,6 +26,7 @@ for module in (
     simulator,
     health,
     heartbeat,
+    blocks,
     twilio_webhooks,
     vonage_webhooks,
 ):

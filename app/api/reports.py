@@ -10,6 +10,7 @@ from pydantic import StringConstraints
 from app.container import public_url
 from app.deps import AppClient, ContainerDep, DbDep, NowDep, Reader, Staff
 from app.errors import error_body
+from app.limits import Limits
 from routing.errors import Forbidden, NotFound
 from routing.report import service as report_service
 from routing.report import status
@@ -38,6 +39,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such report (or not yours)"},
     422: {"description": "invalid field, named in `error.field`"},
 }
+LIMITED: dict[int | str, dict[str, Any]] = {
+    413: {"description": "the body is too large"},
+    429: {"description": "too many requests (`Retry-After` says when to try again)"},
+}
 
 
 @router.post(
@@ -46,6 +51,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     response_model=ReportRead,
     responses={
         **ERRORS,
+        **LIMITED,
         200: {
             "description": "not a new report: an Idempotency-Key replay "
             "(`Idempotent-Replayed: true`), or the customer's open case this contact joined "
@@ -61,12 +67,14 @@ async def create_report(
     db: DbDep,
     now: NowDep,
     response: Response,
+    limits: Limits,
     idempotency_key: IdempotencyKey = None,
 ) -> ReportRead:
     """Report an emergency. A 201 means it is stored and staff paging has started; the response
     carries a status page URL for the customer (a fresh one in every response; earlier ones keep
     working). A customer with an open case (same customer_ref
     or phone) joins it: 200, the case, its promise clock unchanged."""
+    limits.phone(body.callback_phone)
     settings = container.settings
     async with db.begin() as session:
         report, outcome = await report_service.submit(

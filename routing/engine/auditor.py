@@ -38,13 +38,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, ScalarSelect, and_, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from providers.base import Channel
 from routing.chain import planner
 from routing.db import UTCDateTime
 from routing.engine import repair
 from routing.engine.models import Heartbeat
 from routing.notify import outbox, texts
 from routing.notify.models import OutboundMessage
+from routing.notify.outbox import Contact
 from routing.page.models import EscalationTimer as Timer
 from routing.page.models import Page
 from routing.report.models import Report
@@ -64,14 +64,6 @@ TEXTS = "stuck_texts"
 KINDS = (LOST, TIMERS, PAGES, TEXTS)
 # An alert names at most this many report references.
 REFERENCES_SHOWN = 10
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    """Where the operators' alerts go: an SMS to a phone number, or a chat message to an id."""
-
-    channel: Channel
-    to: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,17 +356,9 @@ class Auditor:
             references=references,
             total_reports=len(report_ids),
         )
-        for contact in self.operators:
-            await outbox.queue(
-                session,
-                kind="operators",
-                channel=str(contact.channel),
-                to=contact.to,
-                language=self.language,
-                body=body,
-                now=now,
-            )
-        return len(self.operators)
+        return await outbox.alert_operators(
+            session, self.operators, language=self.language, body=body, now=now
+        )
 
 
 async def read_beat(session: AsyncSession) -> Beat:

@@ -1,4 +1,6 @@
-"""Places the voice-bridge calls queued after an acceptance (see `routing/bridge/service.py`)."""
+"""Places the voice-bridge calls queued after an acceptance (see `routing/bridge/service.py`).
+A call to the customer passes the pumping guard (`routing.pumping`) first: a blocked one fails
+without reaching a provider."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from routing.audit import service as audit
 from routing.bridge.models import BridgeCall
 from routing.bridge.service import room_name
 from routing.engine.claim import claim
+from routing.pumping import service as pumping
+from routing.pumping.rules import Policy
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +37,17 @@ class Bridger:
     name = "bridger"
 
     def __init__(
-        self, registry: ProviderRegistry, *, lease_seconds: float = 15, batch: int = 20
+        self,
+        registry: ProviderRegistry,
+        *,
+        lease_seconds: float = 15,
+        batch: int = 20,
+        pumping: Policy | None = None,
     ) -> None:
         self.registry = registry
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
+        self.pumping = pumping or Policy()
 
     def due(self) -> Sequence[ScalarSelect[Any]]:
         return [
@@ -77,6 +87,23 @@ class Bridger:
             return None
         return sender if isinstance(sender, RoomDialer) else None
 
+    async def _screen(
+        self, db: async_sessionmaker[AsyncSession], row: Row[Any], now: datetime
+    ) -> None:
+        """The pumping guard's word on a call to the customer: raises when it is blocked."""
+        async with db.begin() as session:
+            block = await pumping.check(
+                session,
+                self.pumping,
+                to=row.to_number,
+                channel=Channel.VOICE,
+                now=now,
+                what="the bridge call to the customer",
+                report_id=row.report_id,
+            )
+        if block is not None:
+            raise PermanentProviderError(f"blocked: {block.reason}")
+
     async def _place(
         self, db: async_sessionmaker[AsyncSession], row: Row[Any], now: datetime
     ) -> None:
@@ -85,6 +112,8 @@ class Bridger:
         try:
             if dialer is None:
                 raise PermanentProviderError("no voice provider can bridge calls")
+            if row.leg == "customer":
+                await self._screen(db, row, now)
             result = await dialer.call_into_room(
                 RoomCall(
                     call_id=row.id, to=row.to_number, room=room_name(row.report_id), leg=row.leg

@@ -6,6 +6,9 @@ record the outcome in a new transaction fenced by the claim. The dispatcher's pa
 Outcomes: sent; a temporary error is retried with backoff (`routing.notify.delivery`); a permanent
 one fails the text. A timeout, an unknown outcome, or a lease that ran out while `sending` makes
 the text `unknown`, and it is never sent again: a second receipt is worse than a missing one.
+
+A text to a customer passes the pumping guard (`routing.pumping`) first, in a transaction of its
+own: a blocked text fails without reaching a provider.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from providers.base import (
 from providers.registry import ProviderRegistry, UnsupportedChannel
 from routing.clock import Clock
 from routing.engine.claim import claim, lost_sends
-from routing.notify import delivery
+from routing.notify import delivery, outbox
 from routing.notify.models import OutboundMessage
+from routing.pumping import service as pumping
+from routing.pumping.rules import Policy
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ class Messenger:
         lease_seconds: float = 15,
         send_timeout: float = 8,
         batch: int = 50,
+        pumping: Policy | None = None,
     ) -> None:
         assert send_timeout < lease_seconds, "a live send must never outlast its lease"
         self.registry = registry
@@ -54,6 +60,7 @@ class Messenger:
         self.lease = timedelta(seconds=lease_seconds)
         self.send_timeout = send_timeout
         self.batch = batch
+        self.pumping = pumping or Policy()
 
     def due(self) -> Sequence[ScalarSelect[Any]]:
         return [
@@ -83,12 +90,17 @@ class Messenger:
                     OutboundMessage.to,
                     OutboundMessage.body,
                     OutboundMessage.language,
+                    OutboundMessage.report_id,
+                    OutboundMessage.staff_id,
+                    OutboundMessage.kind,
                 ],
                 limit=self.batch,
             )
         claimed = [
             (
                 row.fence,
+                _customer_text(row.kind, row.channel, row.staff_id),
+                row.report_id,
                 OutboundText(
                     message_id=row.id,
                     channel=Channel(row.channel),
@@ -100,12 +112,19 @@ class Messenger:
             for row in rows
         ]
         if claimed:
-            await asyncio.gather(*(self._send_and_record(db, f, t) for f, t in claimed))
+            await asyncio.gather(*(self._send_and_record(db, *c) for c in claimed))
         return expired + len(claimed)
 
     async def _send_and_record(
-        self, db: async_sessionmaker[AsyncSession], fence: int, text: OutboundText
+        self,
+        db: async_sessionmaker[AsyncSession],
+        fence: int,
+        customer_text: str | None,
+        report_id: str | None,
+        text: OutboundText,
     ) -> None:
+        if customer_text and await self._blocked(db, fence, customer_text, report_id, text):
+            return
         outcome: SendResult | Exception
         try:
             sender = self.registry.text_sender_for(text.channel)
@@ -119,6 +138,32 @@ class Messenger:
         now = self.clock.now()
         async with db.begin() as session:
             await self._record(session, text.message_id, fence, outcome, now)
+
+    async def _blocked(
+        self,
+        db: async_sessionmaker[AsyncSession],
+        fence: int,
+        what: str,
+        report_id: str | None,
+        text: OutboundText,
+    ) -> bool:
+        """The pumping guard's word on a customer text; a blocked one fails here."""
+        now = self.clock.now()
+        async with db.begin() as session:
+            block = await pumping.check(
+                session,
+                self.pumping,
+                to=text.to,
+                channel=text.channel,
+                now=now,
+                what=what,
+                report_id=report_id,
+            )
+            if block is not None:
+                await delivery.record_blocked(
+                    session, message_id=text.message_id, fence=fence, reason=block.reason, now=now
+                )
+        return block is not None
 
     async def _record(
         self,
@@ -164,3 +209,11 @@ class Messenger:
         if stale:
             log.warning("%d text(s) lost their sender mid-send; not sent again", len(stale))
         return len(stale)
+
+
+def _customer_text(kind: str, channel: str, staff_id: str | None) -> str | None:
+    """ "the receipt SMS to the customer" for a text to a customer (the guard's `what`), else
+    None."""
+    if not outbox.to_customer(kind=kind, staff_id=staff_id):
+        return None
+    return f"the {kind} {'call' if channel == outbox.VOICE else 'SMS'} to the customer"

@@ -134,6 +134,17 @@ async def record_unknown(
     _event(session, message, EventType.MESSAGE_UNKNOWN, f": outcome unknown ({detail})", now)
 
 
+async def record_blocked(
+    session: AsyncSession, *, message_id: int, fence: int, reason: str, now: datetime
+) -> None:
+    """The pumping guard stopped the text before any provider saw it: failed, never retried
+    (the guard recorded the block and its reason)."""
+    del now  # the block's audit event carries the time
+    await _fenced(
+        session, message_id, fence, state="failed", error=f"blocked: {reason}", lease_until=None
+    )
+
+
 def _fail(session: AsyncSession, message: OutboundMessage, detail: str, now: datetime) -> None:
     message.state, message.error, message.lease_until = "failed", detail[:200], None
     _settled(message)

@@ -8,10 +8,13 @@ audit trail, for anyone who builds a text we send (SMS, chat, spoken TwiML).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from providers.base import Channel
 from routing import guard
 from routing.audit import service as audit
 from routing.audit.service import EventType
@@ -21,7 +24,22 @@ from routing.notify.models import OutboundMessage
 log = logging.getLogger(__name__)
 
 RECEIPT, ACCEPTED, CALLBACK, VERIFICATION = "receipt", "accepted", "callback", "verification"
+OPERATORS = "operators"
 SMS, VOICE = "sms", "voice"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Where the operators' alerts go: an SMS to a phone number, or a chat message to an id."""
+
+    channel: Channel
+    to: str
+
+
+def to_customer(*, kind: str, staff_id: str | None) -> bool:
+    """Whether a text goes to a customer (so through the pumping guard): anything but a staff
+    member's text (a code, a reply to their page answer) and the operators' alerts."""
+    return staff_id is None and kind != OPERATORS
 
 
 def guarded(
@@ -87,3 +105,26 @@ async def queue(
     session.add(message)
     await session.flush()
     return message
+
+
+async def alert_operators(
+    session: AsyncSession,
+    operators: Sequence[Contact],
+    *,
+    language: str,
+    body: str,
+    now: datetime,
+) -> int:
+    """The operators' alert (the auditor's findings, a tripped pumping breaker) to each contact.
+    Returns how many texts were queued."""
+    for contact in operators:
+        await queue(
+            session,
+            kind=OPERATORS,
+            channel=str(contact.channel),
+            to=contact.to,
+            language=language,
+            body=body,
+            now=now,
+        )
+    return len(operators)

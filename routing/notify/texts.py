@@ -1,6 +1,6 @@
 """Every text sos-router sends a customer, the code it sends a staff member to verify their
-phone, and the auditor's alert to the operators: Dutch and English, kept in this one module.
-Other languages fall back to Dutch.
+phone, and the alerts to the operators (the auditor's, a pumping breaker's): Dutch and English,
+kept in this one module. Other languages fall back to Dutch.
 
 What a customer text may carry: the report's reference, the promise in minutes, a time, and the
 first name of the colleague who accepted. Never the customer's number, name, account or anything
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from routing.report.status import first_name
@@ -72,6 +72,21 @@ OPERATORS_FINDINGS = {
         "stuck_timers": ("{n} escalation timer stuck", "{n} escalation timers stuck"),
         "stuck_pages": ("{n} page stuck", "{n} pages stuck"),
         "stuck_texts": ("{n} text stuck", "{n} texts stuck"),
+    },
+}
+# A pumping breaker opened (`routing/pumping`): which scope, why, until when. No number.
+PUMPING_ALERT = {
+    "nl": "SOS-router: sms'en en oproepen aan {scope} gestopt tot {until} ({sent} in {minutes}, "
+    "limiet {limit}). Oproepen aan medewerkers gaan door. Zie GET /v1/admin/blocks.",
+    "en": "SOS-router: texts and calls to {scope} stopped until {until} ({sent} in {minutes}, "
+    "limit {limit}). Staff paging continues. See GET /v1/admin/blocks.",
+}
+PUMPING_SCOPES = {
+    "nl": {"number": "één klantnummer", "prefix": "een nummerreeks", "global": "alle klanten"},
+    "en": {
+        "number": "one customer number",
+        "prefix": "one number range",
+        "global": "all customers",
     },
 }
 OPERATORS_REPAIRED = {"nl": " ({n} hersteld)", "en": " ({n} repaired)"}
@@ -221,3 +236,18 @@ def operators_alert(
             listed += OPERATORS_MORE[lang].format(n=total_reports - len(references))
         listed = OPERATORS_REFERENCES[lang].format(references=listed)
     return OPERATORS_ALERT[lang].format(findings="; ".join(parts), references=listed)
+
+
+def pumping_alert(
+    *, language: str, scope: str, sent: int, limit: int, window: timedelta, until: datetime
+) -> str:
+    """ "SOS-router: texts and calls to one number range stopped until 14:30 (200 in 60
+    minutes, limit 200). ...": a pumping breaker opened; `until` on the home wall clock."""
+    lang = language_of(language)
+    return PUMPING_ALERT[lang].format(
+        scope=PUMPING_SCOPES[lang][scope],
+        until=f"{until.astimezone(ZoneInfo(HOME_ZONE)):%H:%M}",
+        sent=sent,
+        minutes=minutes(lang, math.ceil(window.total_seconds() / 60)),
+        limit=limit,
+    )

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 
 from app.container import Container
 from app.deps import ContainerDep, DbDep, NowDep
+from app.limits import Limits
 from providers.base import Channel, DeliveryUpdate
 from providers.twilio import signature, twiml
 from providers.twilio.config import TwilioConfig
@@ -42,6 +43,7 @@ from routing.page import messages
 from routing.page import service as page_service
 from routing.page.models import Page
 from routing.phone import normalize_phone
+from routing.pumping import service as pumping
 from routing.report.models import Report
 from routing.staff.models import Staff
 
@@ -254,7 +256,9 @@ async def room_status(report_id: str, form: Form, db: DbDep, now: NowDep) -> Res
 
 
 @router.post("/sms")
-async def inbound_message(form: Form, container: ContainerDep, db: DbDep, now: NowDep) -> Response:
+async def inbound_message(
+    form: Form, container: ContainerDep, db: DbDep, now: NowDep, limits: Limits
+) -> Response:
     """An SMS to the SOS number: a staff member answering a page, or a customer asking for help."""
     sms = inbound_sms(form)
     async with db.begin() as session:
@@ -272,6 +276,7 @@ async def inbound_message(form: Form, container: ContainerDep, db: DbDep, now: N
                 phone = normalize_phone(sms.from_)
             except ValueError:
                 return xml(twiml.sms_reply(None))  # a short code or alphanumeric sender
+            limits.phone(phone)
             reply, _ = await inbound.customer_sms(
                 session,
                 phone=phone,
@@ -279,6 +284,15 @@ async def inbound_message(form: Form, container: ContainerDep, db: DbDep, now: N
                 now=now,
                 sla_seconds=container.settings.sla_seconds,
                 prebreach_seconds=container.settings.prebreach_seconds,
+            )
+            reply = await pumping.screened(
+                session,
+                container.pumping,
+                reply,
+                to=phone,
+                channel="sms",
+                now=now,
+                what="an SMS reply to the customer",
             )
     container.engine.trigger()
     return xml(twiml.sms_reply(reply))
@@ -288,8 +302,11 @@ async def inbound_message(form: Form, container: ContainerDep, db: DbDep, now: N
 
 
 @router.post("/voice")
-async def sos_line_call(form: Form, config: Config, db: DbDep, now: NowDep) -> Response:
+async def sos_line_call(
+    form: Form, config: Config, db: DbDep, now: NowDep, limits: Limits
+) -> Response:
     """A call to the SOS number: note when it arrived (the promise starts now), ask the language."""
+    limits.phone(form.get("From", ""))
     async with db.begin() as session:
         await sos_line.call_arrived(
             session, call_sid=form.get("CallSid", "")[:64], caller=form.get("From", ""), now=now

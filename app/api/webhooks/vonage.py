@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException
 
 from app.container import Container
 from app.deps import ContainerDep, DbDep, NowDep
+from app.limits import Limits
 from providers.base import Channel, DeliveryUpdate
 from providers.vonage import ncco, signature
 from providers.vonage.config import VonageConfig
@@ -238,7 +239,7 @@ async def page_sms_status(
 
 @router.post("/sms", status_code=204)
 async def inbound_message(
-    payload: Payload, container: ContainerDep, db: DbDep, now: NowDep
+    payload: Payload, container: ContainerDep, db: DbDep, now: NowDep, limits: Limits
 ) -> Response:
     """An SMS to our Vonage number: a staff member answering a page, or a customer asking for
     help. The answer goes out as an outbox text (the Messages API has no inline reply)."""
@@ -257,6 +258,7 @@ async def inbound_message(
                 phone = normalize_phone(sms.from_)
             except ValueError:
                 return no_content()  # a short code or alphanumeric sender
+            limits.phone(phone)
             reply, _ = await inbound.customer_sms(
                 session,
                 phone=phone,
