@@ -38,6 +38,7 @@ from routing.engine.escalator import Escalator
 from routing.engine.hangup import Hangup
 from routing.engine.messenger import Messenger
 from routing.engine.reconciler import Reconciler
+from routing.engine.sealer import Sealer
 from routing.page.bundle import PagingLimits
 
 log = logging.getLogger(__name__)
@@ -268,8 +269,13 @@ def build(
             ),
             Hangup(registry),
             Bridger(registry),
-            # Last: it judges what the modules above left undone in the same tick.
+            # It judges what the modules above left undone in the same tick.
             auditor(settings),
+            # Last: it chains the audit events the modules above recorded in the same tick.
+            Sealer(
+                interval_seconds=settings.audit.seal_interval_seconds,
+                settle_seconds=settings.audit.settle_seconds,
+            ),
         ],
         raise_errors=raise_errors,
         observer=metrics,

@@ -150,6 +150,15 @@ class AuditorSettings(BaseModel):
     slack_seconds: int = Field(30, ge=5, le=3600)
 
 
+class AuditSettings(BaseModel):
+    """The audit log's hash chain: how often the sealer appends new events to it, and how long it
+    looks again for an event id it skipped (a transaction that committed late) before taking it
+    for a rolled-back one."""
+
+    seal_interval_seconds: float = Field(1, gt=0, le=60)
+    settle_seconds: int = Field(300, ge=10, le=86400)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOS_", env_nested_delimiter="__", extra="ignore")
 
@@ -176,6 +185,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     operators: OperatorsSettings = Field(default_factory=OperatorsSettings)
     auditor: AuditorSettings = Field(default_factory=AuditorSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
     # then do not survive a restart, and several processes do not share them).
     secret_key: SecretStr = SecretStr("")
