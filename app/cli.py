@@ -145,6 +145,7 @@ async def _create_token(settings: Settings, args: argparse.Namespace) -> str:
                 staff_id=args.staff_id,
                 name=args.name or "",
                 now=SystemClock().now(),
+                actor="cli",
             )
     finally:
         await engine.dispose()

@@ -1,11 +1,16 @@
 """Writing and reading audit events.
 
-Every state change of a report writes one, in the same transaction as the change.
+Every state change of a report writes one, in the same transaction as the change: a plain insert
+that takes no lock (the sealer chains it shortly after, `routing.engine.sealer`). Events are never
+updated or deleted, so they hold ids, never personal data: a staff member is `staff_ref(id)` in
+`detail` (the timeline shows their current name), a customer is their report; a phone number that
+slips into a detail (a provider's error message) is masked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,10 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.audit.models import AuditEvent
+from routing.phone import mask_phone
+from routing.staff.models import Staff
 
 
 class EventType:
     RECEIVED = "received"
+    PAGE_QUEUED = "page_queued"
     PAGE_SENT = "page_sent"
     PAGE_FAILED = "page_failed"
     PAGE_RETRY = "page_retry"
@@ -38,6 +46,38 @@ class EventType:
     PHONE_VERIFIED = "phone_verified"
     # The escalation auditor found this report's escalation stuck or lost and repaired it.
     AUDIT_REPAIR = "audit_repair"
+    # Admin changes: `actor` is the token that made them, `data` names what changed by id.
+    STAFF_CREATED = "staff_created"
+    STAFF_CHANGED = "staff_changed"
+    CHAIN_CREATED = "chain_created"
+    SCHEDULE_CREATED = "schedule_created"
+    SCHEDULE_CHANGED = "schedule_changed"
+    SCHEDULE_DELETED = "schedule_deleted"
+    OVERRIDE_CREATED = "override_created"
+    OVERRIDE_DELETED = "override_deleted"
+    TOKEN_CREATED = "token_created"
+    ROTA_IMPORTED = "rota_imported"
+
+
+_STAFF_REF = re.compile(r"\{staff:([\w-]{1,64})\}")
+# An international number, as providers write them in their error messages.
+_PHONE = re.compile(r"\+\d(?:[ -]?\d){7,14}")
+FORMER_STAFF = "a former colleague"
+
+
+def staff_ref(staff_id: str) -> str:
+    """A staff member in an event's `detail`: their id, shown as their current name."""
+    return "{staff:" + staff_id + "}"
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return _PHONE.sub(lambda m: mask_phone(re.sub(r"[ -]", "", m.group(0))), value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def record(
@@ -51,15 +91,45 @@ def record(
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
     event = AuditEvent(
-        report_id=report_id, at=at, type=type, actor=actor, detail=detail[:500], data=data or {}
+        report_id=report_id,
+        at=at,
+        type=type,
+        actor=actor,
+        detail=_masked(detail)[:500],
+        data=_masked(data or {}),
     )
     session.add(event)
     return event
 
 
-async def list_for_report(session: AsyncSession, report_id: str) -> Sequence[AuditEvent]:
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An event as a report's timeline shows it: staff by their current name."""
+
+    at: datetime
+    type: str
+    detail: str
+    data: dict[str, Any]
+
+
+async def list_for_report(session: AsyncSession, report_id: str) -> list[Entry]:
     await session.flush()
-    rows = await session.scalars(
-        select(AuditEvent).where(AuditEvent.report_id == report_id).order_by(AuditEvent.id)
-    )
-    return rows.all()
+    events = (
+        await session.scalars(
+            select(AuditEvent).where(AuditEvent.report_id == report_id).order_by(AuditEvent.id)
+        )
+    ).all()
+    names = await _names(session, {i for e in events for i in _STAFF_REF.findall(e.detail)})
+    return [Entry(e.at, e.type, named(e.detail, names), e.data) for e in events]
+
+
+def named(detail: str, names: dict[str, str]) -> str:
+    """`detail` with each staff reference replaced by the name in `names`."""
+    return _STAFF_REF.sub(lambda m: names.get(m.group(1), FORMER_STAFF), detail)
+
+
+async def _names(session: AsyncSession, ids: set[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids)))
+    return {row.id: row.name for row in rows}

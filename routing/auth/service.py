@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing.audit import service as audit
+from routing.audit.service import EventType
 from routing.auth.models import ApiToken, StaffSession
 from routing.errors import ValidationFailed
 from routing.staff.models import Staff
@@ -39,7 +41,10 @@ async def create(
     staff_id: str | None = None,
     name: str = "",
     expires_at: datetime | None = None,
+    actor: str | None = None,
 ) -> tuple[str, ApiToken]:
+    """A new token; returns its secret (shown once) and its row. `actor`: who created it, for
+    the audit log (`cli` from the command line)."""
     if role == Role.STAFF and staff_id is None:
         raise ValidationFailed(
             "a staff token needs the staff member it belongs to", field="staff_id"
@@ -57,6 +62,15 @@ async def create(
     )
     session.add(token)
     await session.flush()
+    audit.record(
+        session,
+        at=now,
+        type=EventType.TOKEN_CREATED,
+        actor=actor,
+        detail=f"{role} token {token.id} created"
+        + (f" for {audit.staff_ref(staff_id)}" if staff_id else ""),
+        data={"token_id": token.id, "role": str(role), "staff_id": staff_id},
+    )
     return secret, token
 
 

@@ -31,9 +31,10 @@ OPEN_PAGE_STATES = ("pending", "sending", "unknown")
 QUEUED = "queued"
 
 
-def describe(channel: str, staff_name: str) -> str:
+def describe(channel: str, staff: str) -> str:
+    """ "call to " + `staff` (in an event: `audit.staff_ref(id)`)."""
     how = {"voice": "call", "sms": "SMS", "chat": "chat message"}.get(channel, channel)
-    return f"{how} to {staff_name}"
+    return f"{how} to {staff}"
 
 
 async def create_for_step(
@@ -50,6 +51,7 @@ async def create_for_step(
     for their turn. A person who cannot be reached on the channel (no chat id, SMS stopped) gets
     a failed page at once, so the fallback sees it."""
     pages: list[Page] = []
+    made: list[tuple[Page, Staff, str | None]] = []
     for tier_no, people in enumerate(tiers):
         for member in people:
             page = Page(
@@ -70,12 +72,16 @@ async def create_for_step(
             why_not = staff_service.unreachable(channel, member)
             if why_not:
                 page.state, page.error, page.finished_at = "failed", why_not, now
-                _page_event(
-                    session, page, member, EventType.PAGE_FAILED, f" failed: {why_not}", now
-                )
             session.add(page)
             pages.append(page)
-    await session.flush()
+            made.append((page, member, why_not))
+    await session.flush()  # the pages' ids, for their events
+    for page, member, why_not in made:
+        if why_not:
+            _page_event(session, page, member, EventType.PAGE_FAILED, f" failed: {why_not}", now)
+        else:
+            turn = f" (tier {page.tier_no + 1}: waits its turn)" if page.state == QUEUED else ""
+            _page_event(session, page, member, EventType.PAGE_QUEUED, f" queued{turn}", now)
     return pages
 
 
@@ -122,7 +128,7 @@ def _page_event(
         at=now,
         type=type_,
         report_id=page.report_id,
-        detail=f"{describe(page.channel, staff.name)}{what}",
+        detail=f"{describe(page.channel, audit.staff_ref(staff.id))}{what}",
         data=_data(page, staff),
     )
 
@@ -133,7 +139,7 @@ def _data(page: Page, staff: Staff) -> dict[str, object]:
         "channel": page.channel,
         "step": page.step_no,
         "attempt": page.attempt_no,
-        "staff": {"id": staff.id, "name": staff.name},
+        "staff": {"id": staff.id},
     }
     if page.bundle_id is not None:
         data["bundle_id"] = page.bundle_id
