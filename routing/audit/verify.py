@@ -86,6 +86,7 @@ async def verify(session: AsyncSession, *, batch: int = 1000) -> Verdict:
             if broken is not None:
                 break
             expected, prev = expected + 1, seal.hash
+        session.expunge_all()  # a long log is read in batches, never held whole
     if broken is None:
         broken = await _stray(session, watermark, gaps)
     unsealed = await session.scalar(

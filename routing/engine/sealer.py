@@ -47,7 +47,7 @@ class Sealer:
     name = NAME
 
     def __init__(
-        self, *, interval_seconds: float = 1.0, settle_seconds: float = 300, batch: int = 1000
+        self, *, interval_seconds: float = 1.0, settle_seconds: float = 300, batch: int = 5000
     ) -> None:
         """`settle_seconds`: how long a skipped id is looked for again (longer than any
         transaction that records an event lasts)."""
@@ -75,9 +75,12 @@ class Sealer:
         async with db.begin() as session:
             if not await singleton(session, LOCK_KEY):
                 return 0  # another engine is sealing
-            return await seal(
+            sealed = await seal(
                 session, now=now, settle=self.settle, recheck=self.interval, batch=self.batch
             )
+        if sealed == self.batch:
+            self.next_at = now  # a backlog: go on at once
+        return sealed
 
 
 async def seal(

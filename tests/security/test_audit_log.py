@@ -146,6 +146,8 @@ async def test_every_change_is_an_event_and_every_event_is_chained(h: Harness) -
 
     logged = await events(h)
     assert verdict.sealed == len(logged)
+    async with h.container.db() as session:
+        assert await verify(session, batch=7) == verdict  # read in batches, the same answer
     kinds = {e.type for e in logged}
     assert {
         # the report's life
@@ -398,6 +400,19 @@ async def test_an_idle_sealer_costs_nothing(h: Harness) -> None:
         new_events, recheck = (await session.execute(select(*sealer.due()))).one()
     assert new_events is None  # nothing to seal: the engine does not run it
     assert recheck >= h.clock.now() + sealer.settle - sealer.interval
+
+
+async def test_a_backlog_is_sealed_without_waiting_between_batches(h: Harness) -> None:
+    await sealed(h)  # what the harness set up (its tokens)
+    async with h.container.db.begin() as session:
+        for i in range(25):
+            audit.record(session, at=h.clock.now(), type="test", detail=f"event {i}")
+    sealer = Sealer(batch=10)
+    now = h.clock.now()
+    assert [await sealer.run_once(h.container.db, now) for _ in range(4)] == [10, 10, 5, 0]
+    verdict = await checked(h)
+    assert verdict.ok
+    assert verdict.unsealed == 0
 
 
 @pytest.mark.postgres
