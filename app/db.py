@@ -26,7 +26,8 @@ POOL_TIMEOUT = 10
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", True)
+        # No pre-ping: it costs a round trip per checkout. A connection that died with the server
+        # fails its first statement, which invalidates the whole pool and answers 503 (app/errors).
         kwargs.setdefault("pool_size", 10)
         # A database that does not answer must cost a request seconds, then a 503: asyncpg would
         # wait 60 s for a connection, the pool 30 s for a free one.

@@ -17,7 +17,7 @@ from routing.auth.service import Principal
 from routing.types import Role
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -25,11 +25,11 @@ def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-def get_db(container: ContainerDep) -> async_sessionmaker[AsyncSession]:
+async def get_db(container: ContainerDep) -> async_sessionmaker[AsyncSession]:
     return container.db
 
 
-def get_now(container: ContainerDep) -> datetime:
+async def get_now(container: ContainerDep) -> datetime:
     return container.clock.now()
 
 

@@ -63,8 +63,7 @@ async def people_for(
     tiers = ranking.tiers(list(candidates.values()), wanted)
     if len(tiers) > 1 or report.previous_helper_id in candidates:
         order = "; then ".join(
-            ", ".join(f"{audit.staff_ref(c.staff_id)} ({ranking.why(c, wanted)})" for c in tier)
-            for tier in tiers
+            ", ".join(f"{c.name} ({ranking.why(c, wanted)})" for c in tier) for tier in tiers
         )
         audit.record(
             session,
@@ -142,7 +141,8 @@ async def step_over(
         await advance(session, report=report, after=ref, now=now, late_seconds=late_seconds)
         return
     step = planner.step_at(report.chain, ref)
-    names = ", ".join(audit.staff_ref(p.staff_id) for p in released)
+    staff = await staff_service.find_many(session, [p.staff_id for p in released])
+    names = ", ".join(staff[p.staff_id].name for p in released if p.staff_id in staff)
     late = f", late by {late_seconds:.0f} s" if late_seconds else ""
     audit.record(
         session,
@@ -228,7 +228,7 @@ async def all_hands(
         type=EventType.ESCALATED,
         report_id=report.id,
         detail=f"promise at risk ({left:.0f} s left): all hands, {step.channel} to "
-        f"{', '.join(audit.staff_ref(p.id) for p in people) or 'nobody on call'}{late}",
+        f"{', '.join(p.name for p in people) or 'nobody on call'}{late}",
         data={"all_hands": True, "seconds_left": left, "late": bool(late_seconds)},
     )
     await page_service.create_for_step(
@@ -244,7 +244,7 @@ async def all_hands(
 
 async def _names(session: AsyncSession, step: Step) -> str:
     staff = await staff_service.find_many(session, step.targets)
-    names = [audit.staff_ref(i) for i in step.targets if i in staff]
+    names = [staff[i].name for i in step.targets if i in staff]
     if step.schedules:
         rows = await session.execute(
             select(Schedule.id, Schedule.name).where(Schedule.id.in_(step.schedules))

@@ -12,9 +12,8 @@ from routing.db import Base, BigIntId, UTCDateTime
 class AuditEvent(Base):
     """An append-only record of something that happened; a report's timeline is its events.
 
-    Ids only, never personal data: staff appear as `audit.staff_ref(id)` in `detail` and by id in
-    `data`, customers by their report. Rows are never updated or deleted (a trigger refuses it),
-    so nothing here could ever be erased by retention."""
+    No customer data: a customer is their report, never a phone number or a description. Rows
+    are never updated or deleted (a trigger refuses it): retention could not erase anything here."""
 
     __tablename__ = "audit_events"
 

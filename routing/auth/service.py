@@ -68,7 +68,7 @@ async def create(
         type=EventType.TOKEN_CREATED,
         actor=actor,
         detail=f"{role} token {token.id} created"
-        + (f" for {audit.staff_ref(staff_id)}" if staff_id else ""),
+        + (f" for staff member {staff_id}" if staff_id else ""),
         data={"token_id": token.id, "role": str(role), "staff_id": staff_id},
     )
     return secret, token

@@ -75,16 +75,14 @@ async def connect(
             )
         )
     if legs:
-        who = " and ".join(
-            "the customer" if leg == "customer" else audit.staff_ref(staff.id) for leg, _ in legs
-        )
+        who = " and ".join("the customer" if leg == "customer" else staff.name for leg, _ in legs)
         audit.record(
             session,
             at=now,
             type="bridge_started",
             report_id=report.id,
             actor=staff.id,
-            detail=f"calling {who} into the conference with {audit.staff_ref(staff.id)}",
+            detail=f"calling {who} into the conference with {staff.name}",
             data={"legs": [leg for leg, _ in legs]},
         )
     await session.flush()

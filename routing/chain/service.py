@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +15,7 @@ from routing.chain.models import Chain
 from routing.chain.schemas import ChainCreate
 from routing.errors import ValidationFailed
 from routing.rota.models import Schedule
+from routing.sql import Raw
 from routing.staff import service as staff_service
 
 
@@ -78,21 +79,45 @@ async def list_all(session: AsyncSession) -> Sequence[Chain]:
     return (await session.scalars(select(Chain).order_by(Chain.created_at, Chain.id))).all()
 
 
-async def select_for(session: AsyncSession, category: str) -> Chain | None:
-    """The newest chain serving `category`, else the newest default chain (no categories)."""
-    chains = (
-        await session.scalars(select(Chain).order_by(Chain.created_at.desc(), Chain.id))
-    ).all()
-    return chain_for(chains, category)
+class ChainRow(NamedTuple):
+    """The columns of a chain a new report keeps (read on the driver connection)."""
+
+    id: str
+    name: str
+    steps: list[dict[str, Any]]
+    repeat: int
+    last_resort: dict[str, Any] | None
+    all_hands: dict[str, Any] | None
+    categories: list[str]
 
 
-def chain_for(newest_first: Sequence[Chain], category: str) -> Chain | None:
-    """Pure: which of `newest_first` a new `category` report follows."""
+async def snapshot_for(session: AsyncSession, category: str) -> dict[str, Any] | None:
+    """The chain a new `category` report follows, as the report keeps it (None: no chain). Every
+    intake asks, so this reads on the driver connection."""
+    raw = await Raw.of(session)
+    rows = await raw.fetch(
+        "SELECT id, name, steps, repeat, last_resort, all_hands, categories "
+        "FROM chains ORDER BY created_at DESC, id"
+    )
+    chains = [
+        ChainRow(r[0], r[1], raw.json(r[2]), r[3], raw.json(r[4]), raw.json(r[5]), raw.json(r[6]))
+        for r in rows
+    ]
+    chosen = chain_for(chains, category)
+    return snapshot(chosen) if chosen else None
+
+
+ChainT = TypeVar("ChainT", Chain, ChainRow)
+
+
+def chain_for(newest_first: Sequence[ChainT], category: str) -> ChainT | None:
+    """Pure: which of `newest_first` a new `category` report follows: the newest chain serving
+    `category`, else the newest default chain (no categories)."""
     specific = next((c for c in newest_first if category in c.categories), None)
     return specific or next((c for c in newest_first if not c.categories), None)
 
 
-def snapshot(chain: Chain) -> dict[str, Any]:
+def snapshot(chain: Chain | ChainRow) -> dict[str, Any]:
     return {
         "id": chain.id,
         "name": chain.name,

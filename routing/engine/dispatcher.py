@@ -150,7 +150,6 @@ class Dispatcher:
                     Page.id,
                     Page.channel,
                     Page.due_at,
-                    Page.staff_id,
                     Staff.name,
                     Staff.phone,
                     Staff.chat_id,
@@ -181,7 +180,7 @@ class Dispatcher:
             safe_text, safe_name = scrub(text), scrub(row.name)
             found = tuple(dict.fromkeys(safe_text.found + safe_name.found))
             if found:
-                self._blocked(session, send, channel, row.staff_id, found, now)
+                self._blocked(session, send, channel, safe_name.text, found, now)
             page = OutboundPage(
                 page_id=row.id,
                 channel=channel,
@@ -202,7 +201,7 @@ class Dispatcher:
         session: AsyncSession,
         send: Send,
         channel: Channel,
-        staff_id: str,
+        staff_name: str,
         found: tuple[str, ...],
         now: datetime,
     ) -> None:
@@ -215,8 +214,8 @@ class Dispatcher:
                 at=now,
                 type=EventType.CONTENT_BLOCKED,
                 report_id=report_id,
-                detail=f"{page_service.describe(channel, audit.staff_ref(staff_id))}: removed "
-                f"{what} before sending",
+                detail=f"{page_service.describe(channel, staff_name)}: removed {what} before "
+                "sending",
                 data={
                     "page_id": send.page_id,
                     "channel": str(channel),

@@ -210,12 +210,11 @@ async def _set_sms_stopped(
         type="staff_sms_stopped" if stopped else "staff_sms_started",
         actor=staff.id,
         detail=(
-            f"{audit.staff_ref(staff.id)} texted STOP: SMS pages to them are off; other "
-            "channels go on"
+            f"{staff.name} texted STOP: SMS pages to them are off; other channels go on"
             if stopped
-            else f"{audit.staff_ref(staff.id)} texted START: SMS pages are on again"
+            else f"{staff.name} texted START: SMS pages are on again"
         ),
-        data={"staff": {"id": staff.id}},
+        data={"staff": {"id": staff.id, "name": staff.name}},
     )
 
 

@@ -173,8 +173,8 @@ async def confirm_verification(
         at=now,
         type=EventType.PHONE_VERIFIED,
         actor=staff.id,
-        detail=f"{audit.staff_ref(staff.id)} confirmed a code sent to their phone",
-        data={"staff": {"id": staff.id}},
+        detail=f"{staff.name} confirmed a code sent to their phone",
+        data={"staff": {"id": staff.id, "name": staff.name}},
     )
     await session.flush()
     return staff

@@ -31,10 +31,9 @@ OPEN_PAGE_STATES = ("pending", "sending", "unknown")
 QUEUED = "queued"
 
 
-def describe(channel: str, staff: str) -> str:
-    """ "call to " + `staff` (in an event: `audit.staff_ref(id)`)."""
+def describe(channel: str, staff_name: str) -> str:
     how = {"voice": "call", "sms": "SMS", "chat": "chat message"}.get(channel, channel)
-    return f"{how} to {staff}"
+    return f"{how} to {staff_name}"
 
 
 async def create_for_step(
@@ -128,7 +127,7 @@ def _page_event(
         at=now,
         type=type_,
         report_id=page.report_id,
-        detail=f"{describe(page.channel, audit.staff_ref(staff.id))}{what}",
+        detail=f"{describe(page.channel, staff.name)}{what}",
         data=_data(page, staff),
     )
 
@@ -139,7 +138,7 @@ def _data(page: Page, staff: Staff) -> dict[str, object]:
         "channel": page.channel,
         "step": page.step_no,
         "attempt": page.attempt_no,
-        "staff": {"id": staff.id},
+        "staff": {"id": staff.id, "name": staff.name},
     }
     if page.bundle_id is not None:
         data["bundle_id"] = page.bundle_id

@@ -11,24 +11,27 @@ import json
 import re
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from routing import escalation
 from routing.audit import service as audit
+from routing.audit.models import AuditEvent
 from routing.audit.service import EventType
 from routing.chain import planner
 from routing.chain import service as chain_service
 from routing.chain.planner import StepRef
-from routing.db import insert_ignoring_conflicts, new_id
+from routing.db import new_id
 from routing.errors import AlreadyAcknowledged, AlreadyResolved, NotFound, ValidationFailed
 from routing.inbound.models import SosCall
 from routing.notify import service as notify
 from routing.page import service as page_service
 from routing.page.models import EscalationTimer
+from routing.report import intake
 from routing.report.models import IdempotencyKey, Report
-from routing.report.reference import new_reference
 from routing.report.schemas import (
     Escalation,
     ReportCreate,
@@ -36,6 +39,7 @@ from routing.report.schemas import (
     Sla,
     TimelineEntry,
 )
+from routing.sql import Raw
 from routing.staff.models import Staff
 from routing.staff.schemas import StaffRef
 from routing.types import ReportStatus
@@ -84,21 +88,13 @@ async def submit(
     received_at = received_at or now
     channel = channel or str(data.channel)
     report_id = new_id()
+    raw = await Raw.of(session)
     if idempotency_key is not None:
         scope = token_id or "anonymous"
         digest = request_hash(data)
-        inserted = await session.scalar(
-            insert_ignoring_conflicts(session, IdempotencyKey)
-            .values(
-                scope=scope,
-                key=idempotency_key,
-                request_hash=digest,
-                report_id=report_id,
-                created_at=now,
-            )
-            .returning(IdempotencyKey.report_id)
-        )
-        if inserted is None:
+        if not await intake.claim_idempotency_key(
+            raw, scope=scope, key=idempotency_key, digest=digest, report_id=report_id, now=now
+        ):
             earlier = await session.get(IdempotencyKey, (scope, idempotency_key))
             assert earlier is not None
             if earlier.request_hash != digest:
@@ -110,9 +106,18 @@ async def submit(
     if data.callback_at is not None:
         _check_callback_time(data.callback_at, now, field="callback_at")
 
-    await _lock_customer(session, data)
-    case, previous_helper = await _customer_history(session, data, now)
-    if case is not None:
+    # The same customer: the same real phone number (a withheld caller id matches nobody), or
+    # the same customer_ref.
+    phone = data.callback_phone if data.callback_phone.startswith("+") else None
+    await intake.lock_customer(
+        raw,
+        [f"phone:{data.callback_phone}"] + [f"ref:{data.customer_ref}"] * bool(data.customer_ref),
+    )
+    case_id, previous_helper = await intake.customer_history(
+        raw, phone=phone, customer_ref=data.customer_ref or None, handled_since=now - STICKY
+    )
+    if case_id is not None:
+        case = await get_for_update(session, case_id)
         await _join(
             session,
             case,
@@ -130,113 +135,74 @@ async def submit(
         await session.flush()
         return case, Intake.JOINED
 
-    chain = await chain_service.select_for(session, data.category)
+    chain = await chain_service.snapshot_for(session, data.category)
     starts_at = data.callback_at or received_at
-    report = Report(
-        id=report_id,
-        reference=await _unused_reference(session),
-        category=str(data.category),
-        channel=channel,
-        language=str(data.language),
-        callback_phone=data.callback_phone,
-        customer_ref=data.customer_ref,
-        description=data.description,
-        status=ReportStatus.OPEN,
-        received_at=received_at,
-        deadline_at=starts_at + timedelta(seconds=sla_seconds),
-        callback_at=data.callback_at,
-        attempt_base=0,
-        contacts=1,
-        previous_helper_id=previous_helper,
-        is_exhausted=False,
-        chain=chain_service.snapshot(chain) if chain else None,
-        created_by_token_id=token_id,
-    )
+    values: dict[str, Any] = {
+        "id": report_id,
+        "category": str(data.category),
+        "channel": channel,
+        "language": str(data.language),
+        "callback_phone": data.callback_phone,
+        "customer_ref": data.customer_ref,
+        "description": data.description,
+        "status": str(ReportStatus.OPEN),
+        "received_at": received_at,
+        "deadline_at": starts_at + timedelta(seconds=sla_seconds),
+        "callback_at": data.callback_at,
+        "acknowledged_at": None,
+        "acknowledged_by_id": None,
+        "resolved_at": None,
+        "resolved_by_id": None,
+        "sla_met": None,
+        "attempt_base": 0,
+        "contacts": 1,
+        "previous_helper_id": previous_helper,
+        "is_exhausted": False,
+        "chain": chain,
+        "created_by_token_id": token_id,
+    }
+    values["reference"] = await intake.insert_report(raw, values)
+    # The row is written: the session takes the object as loaded, with no SELECT (so `values`
+    # names every column).
+    report = Report(**values)
+    make_transient_to_detached(report)
     session.add(report)
-    await session.flush()
-    audit.record(
-        session,
-        at=now,
-        type=EventType.RECEIVED,
-        report_id=report.id,
-        detail=f"{data.category} report received by {channel}",
-        data={"channel": channel, "category": str(data.category)},
-    )
+
+    events = [
+        audit.row(
+            at=now,
+            type=EventType.RECEIVED,
+            report_id=report.id,
+            detail=f"{data.category} report received by {channel}",
+            data={"channel": channel, "category": str(data.category)},
+        )
+    ]
     # An ack at the deadline itself still keeps the promise, so the miss is due just after it.
-    _set_timer(session, report, "deadline", report.deadline_at + PROMISE_BROKEN_AFTER, now)
+    timers = [("deadline", 0, 0, report.deadline_at + PROMISE_BROKEN_AFTER)]
     if prebreach_seconds is not None and planner.has_all_hands(report.chain):
         at_risk = report.deadline_at - timedelta(seconds=prebreach_seconds)
-        _set_timer(session, report, "prebreach", max(at_risk, now), now)
+        timers.append(("prebreach", 0, 0, max(at_risk, now)))
     first = planner.first_step(report.chain)
     if first is None:
-        audit.record(
-            session,
-            at=now,
-            type=EventType.NO_CHAIN,
-            report_id=report.id,
-            detail="no escalation chain configured: nobody can be paged",
+        events.append(
+            audit.row(
+                at=now,
+                type=EventType.NO_CHAIN,
+                report_id=report.id,
+                detail="no escalation chain configured: nobody can be paged",
+            )
         )
     elif data.callback_at is not None:
-        _callback_event(session, report, data.callback_at, now)
-        session.add(escalation.new_timer(report, "start", first, data.callback_at, now))
+        events.append(_callback_event(report, data.callback_at, now))
+        timers.append(("start", first.step_no, first.attempt_no, data.callback_at))
     else:
         # The engine pages step 1 the moment this commits (intake wakes it): intake itself stays
         # a few inserts, however much routing step 1 needs (rotas, ranking, limits).
-        session.add(escalation.new_timer(report, "first", first, now, now))
+        timers.append(("first", first.step_no, first.attempt_no, now))
+    await intake.insert_events(raw, events)
+    await intake.insert_timers(raw, report.id, timers, now)
     await notify.queue_receipt(session, report=report, now=now)  # SOS line and SMS reports
-    await session.flush()
     return report, Intake.CREATED
-
-
-def _customer_matches(data: ReportCreate) -> list[ColumnElement[bool]]:
-    """How to recognise the same customer: the bank's customer_ref, or a real phone number (a
-    withheld caller id matches nobody)."""
-    matches = []
-    if data.callback_phone.startswith("+"):
-        matches.append(Report.callback_phone == data.callback_phone)
-    if data.customer_ref:
-        matches.append(Report.customer_ref == data.customer_ref)
-    return matches
-
-
-async def _lock_customer(session: AsyncSession, data: ReportCreate) -> None:
-    """On PostgreSQL, one intake per customer at a time, so two simultaneous reports from the same
-    customer make one case. (SQLite runs one write transaction at a time anyway.)"""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    keys = sorted({f"phone:{data.callback_phone}", f"ref:{data.customer_ref or ''}"})
-    for key in keys:
-        if not key.endswith(":"):
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key}
-            )
-
-
-async def _customer_history(
-    session: AsyncSession, data: ReportCreate, now: datetime
-) -> tuple[Report | None, str | None]:
-    """In one query: the customer's open case (the oldest, locked), and who handled their case in
-    the last 24 hours (accepted, or resolved, since then)."""
-    matches = _customer_matches(data)
-    if not matches:
-        return None, None
-    handled = func.coalesce(Report.resolved_at, Report.acknowledged_at)
-    rows = (
-        await session.scalars(
-            select(Report)
-            .where(
-                or_(*matches),
-                or_(Report.status != ReportStatus.RESOLVED, handled >= now - STICKY),
-            )
-            .order_by(Report.received_at, Report.id)
-            .limit(20)
-            .with_for_update()
-        )
-    ).all()
-    case = next((r for r in rows if r.status != ReportStatus.RESOLVED), None)
-    recent = [r for r in rows if r.acknowledged_by_id and r.handled_at() >= now - STICKY]
-    helper = max(recent, key=lambda r: r.handled_at()).acknowledged_by_id if recent else None
-    return case, helper
 
 
 async def _join(
@@ -316,9 +282,8 @@ def _check_callback_time(at: datetime, now: datetime, *, field: str) -> None:
         raise ValidationFailed("a callback time must be within 7 days", field=field)
 
 
-def _callback_event(session: AsyncSession, report: Report, at: datetime, now: datetime) -> None:
-    audit.record(
-        session,
+def _callback_event(report: Report, at: datetime, now: datetime) -> dict[str, Any]:
+    return audit.row(
         at=now,
         type=EventType.CALLBACK_REQUESTED,
         report_id=report.id,
@@ -366,7 +331,7 @@ async def request_callback(
         if prebreach_seconds is not None:
             at_risk = report.deadline_at - timedelta(seconds=prebreach_seconds)
             await _move_timer(session, report.id, "prebreach", max(at_risk, at))
-    _callback_event(session, report, at, now)
+    session.add(AuditEvent(**_callback_event(report, at, now)))
     await notify.queue_callback_confirmation(
         session, report=report, at=at, now=now, time_zone=time_zone
     )
@@ -375,14 +340,6 @@ async def request_callback(
         session.add(escalation.new_timer(report, "start", first, at, now))
     await session.flush()
     return report
-
-
-async def _unused_reference(session: AsyncSession) -> str:
-    while True:
-        reference = new_reference()
-        taken = await session.scalar(select(Report.id).where(Report.reference == reference))
-        if taken is None:
-            return reference
 
 
 def _well_formed(report_id: str) -> bool:
@@ -541,7 +498,7 @@ async def resolve(session: AsyncSession, *, report_id: str, staff_id: str, now: 
 
 async def view(session: AsyncSession, report: Report) -> ReportRead:
     refs = await _staff_refs(session, report.acknowledged_by_id, report.resolved_by_id)
-    events = await audit.list_for_report(session, report.id)
+    timeline = await _timeline(session, report.id)
     ack_seconds = (
         (report.acknowledged_at - report.received_at).total_seconds()
         if report.acknowledged_at
@@ -569,10 +526,22 @@ async def view(session: AsyncSession, report: Report) -> ReportRead:
         escalation=Escalation(
             chain=report.chain["name"] if report.chain else None, exhausted=report.is_exhausted
         ),
-        timeline=[
-            TimelineEntry(at=e.at, type=e.type, detail=e.detail, data=e.data) for e in events
-        ],
+        timeline=timeline,
     )
+
+
+async def _timeline(session: AsyncSession, report_id: str) -> list[TimelineEntry]:
+    """The report's events, oldest first (every response to a client carries them)."""
+    await session.flush()
+    raw = await Raw.of(session)
+    rows = await raw.fetch(
+        "SELECT at, type, detail, data FROM audit_events WHERE report_id = $1 ORDER BY id",
+        report_id,
+    )
+    return [
+        TimelineEntry(at=raw.time(r[0]), type=r[1], detail=r[2], data=raw.json(r[3]))
+        for r in rows
+    ]
 
 
 async def _staff_refs(session: AsyncSession, *ids: str | None) -> dict[str, StaffRef]:

@@ -170,7 +170,7 @@ async def _update_staff(
         at=now,
         type=EventType.STAFF_CHANGED,
         actor=actor,
-        detail=f"{audit.staff_ref(staff.id)}: {', '.join(fields)} set by a rota import",
+        detail=f"staff member {staff.id}: {', '.join(fields)} set by a rota import",
         data={"staff_id": staff.id, "fields": fields},
     )
 

@@ -194,12 +194,12 @@ async def add_override(
     session.add(override)
     await session.flush()
     replaced = data.replaces_staff_id
-    instead = f" instead of {audit.staff_ref(replaced)}" if replaced else ""
+    instead = f" instead of staff member {replaced}" if replaced else ""
     _changed(
         session,
         EventType.OVERRIDE_CREATED,
         schedule.id,
-        f"override {override.id}: {data.kind} {audit.staff_ref(data.staff_id)}{instead} from "
+        f"override {override.id}: {data.kind} staff member {data.staff_id}{instead} from "
         f"{data.starts_at.isoformat()} to {data.ends_at.isoformat()}",
         now,
         actor,

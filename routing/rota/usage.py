@@ -12,7 +12,7 @@ from routing.types import Category
 
 def serving(chains: Sequence[Chain]) -> list[Chain]:
     """The chains a new report could follow today: the newest chain of each category and the
-    newest default chain (no categories), as `routing.chain.service.select_for` picks them."""
+    newest default chain (no categories), as `routing.chain.service.snapshot_for` picks them."""
     newest_first = sorted(chains, key=lambda c: (c.created_at, c.id), reverse=True)
     chosen = {c.id: c for category in Category if (c := chain_for(newest_first, category))}
     return sorted(chosen.values(), key=lambda c: (c.name, c.created_at))

@@ -35,7 +35,7 @@ async def create(
         at=now,
         type=EventType.STAFF_CREATED,
         actor=actor,
-        detail=f"{audit.staff_ref(staff.id)} joined the staff",
+        detail=f"staff member {staff.id} added",
         data={"staff_id": staff.id},
     )
     return staff

@@ -182,26 +182,16 @@ async def test_every_change_is_an_event_and_every_event_is_chained(h: Harness) -
     assert report["id"] in {e.report_id for e in logged}
 
 
-# Written by routing/report/service.py, which names the staff member still.
-NAMED_THERE = {"acknowledged", "resolved"}
-
-
-async def test_events_hold_ids_never_personal_data(h: Harness) -> None:
+async def test_events_hold_no_customer_data(h: Harness) -> None:
     report = await a_day_of_work(h)
     secrets = [CUSTOMER_STORY, report["callback_phone"], "+31611111111", "+31622222222"]
     secrets += ["611111111", "622222222", report["callback_phone"][3:]]
 
-    for event in await events(h):
+    logged = await events(h)
+    assert len(logged) > 30
+    for event in logged:
         stored = f"{event.detail} {event.data}"
         assert not [s for s in secrets if s in stored], (event.type, stored)
-        if event.type not in NAMED_THERE:
-            assert "Anna" not in stored, (event.type, stored)
-            assert "Bram" not in stored, (event.type, stored)
-
-    # The timeline still reads as names: they are looked up when it is shown.
-    timeline = (await h.get(report["id"]))["timeline"]
-    assert "call to Anna queued" in [e["detail"] for e in timeline]
-    assert not [e for e in timeline if "{staff:" in e["detail"]]
 
 
 async def test_a_phone_number_in_a_provider_message_is_masked(h: Harness) -> None:
