@@ -29,6 +29,7 @@ class EventType:
     PAGE_RETRY = "page_retry"
     PAGE_UNKNOWN = "page_unknown"
     PAGE_DELIVERED = "page_delivered"
+    PAGE_CANCELED = "page_canceled"
     ESCALATED = "escalated"
     ACKNOWLEDGED = "acknowledged"
     SLA_MISSED = "sla_missed"

@@ -428,15 +428,25 @@ async def cancel_open(session: AsyncSession, *, report_id: str, now: datetime) -
         .where(rider.bundle_id == Page.id, rider.id != Page.id, rider.state == "sending")
         .exists()
     )
-    await session.execute(
+    canceled = await session.scalars(
         update(Page)
         .where(
             Page.report_id == report_id,
             or_(Page.state.in_(("pending", QUEUED)), (Page.state == "unknown") & ~carries_others),
         )
         .values(state="canceled", finished_at=now, lease_until=None)
+        .returning(Page.id)
         .execution_options(synchronize_session=False)
     )
+    for page_id in sorted(canceled):
+        audit.record(
+            session,
+            at=now,
+            type=EventType.PAGE_CANCELED,
+            report_id=report_id,
+            detail=f"page {page_id} canceled before it went out: no longer needed",
+            data={"page_id": page_id},
+        )
 
 
 async def mark_answered(session: AsyncSession, *, page_id: int, now: datetime) -> None:

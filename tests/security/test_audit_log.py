@@ -126,6 +126,17 @@ async def a_day_of_work(h: Harness) -> dict[str, Any]:
     assert resolved.status_code == 200, resolved.text
     await h.tick()
     h.expect_accepted_text(report, by="Bram")
+
+    # A chain whose step pages Cas only after Anna (she speaks the customer's language): Anna
+    # accepts while his page still waits, so it is canceled.
+    await h.staff("Cas", "+31633333333", languages=["en"])
+    await h.chain(("sms", ["Anna", "Cas"], 60), name="tiers")
+    second = await h.report()
+    await h.tick()
+    h.expect(("Anna", SMS))
+    assert (await h.ack(second["id"], "Anna")).status_code == 200
+    await h.tick()
+    h.expect_accepted_text(second, by="Anna")
     return report
 
 
@@ -156,7 +167,9 @@ async def test_every_change_is_an_event_and_every_event_is_chained(h: Harness) -
         "page_sent",
         "page_failed",
         "page_delivered",
+        "page_canceled",
         "escalated",
+        "routed",
         "contact",
         "sla_missed",
         "acknowledged",
@@ -176,9 +189,13 @@ async def test_every_change_is_an_event_and_every_event_is_chained(h: Harness) -
     made_by_admin = [e for e in logged if e.type.startswith(("staff_", "chain_", "schedule_"))]
     assert made_by_admin
     assert {e.actor for e in made_by_admin} == {admin}
+
     # Every page has its own trail, from queued to its outcome.
-    pages = {e.data["page_id"] for e in logged if e.type == "page_queued"}
-    assert pages == {e.data["page_id"] for e in logged if e.type == "page_sent"}
+    def pages(*kinds: str) -> set[int]:
+        return {e.data["page_id"] for e in logged if e.type in kinds}
+
+    assert pages("page_queued") == pages("page_sent", "page_canceled")
+    assert pages("page_sent") >= pages("page_failed", "page_delivered")
     assert report["id"] in {e.report_id for e in logged}
 
 
