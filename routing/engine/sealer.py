@@ -89,7 +89,7 @@ async def seal(
     now: datetime,
     settle: timedelta,
     recheck: timedelta = timedelta(seconds=1),
-    batch: int = 1000,
+    batch: int = 5000,
 ) -> int:
     """Append a seal for each unsealed event (at most `batch`), in id order; returns how many.
     The caller holds the sealer's lock. Skipped ids are looked for again after `recheck`."""
