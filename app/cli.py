@@ -1,4 +1,5 @@
-"""The `sos-router` command: serve, worker, migrate, token create/revoke/list, rota import, demo."""
+"""The `sos-router` command: serve, worker, migrate, token create/revoke/list, rota import, audit
+verify, demo."""
 
 from __future__ import annotations
 
@@ -163,6 +164,7 @@ async def _token_command(settings: Settings, args: argparse.Namespace) -> int:
                     name=args.name or "",
                     now=now,
                     expires_at=now + expiry if expiry else None,
+                    actor="cli",
                 )
                 print(secret)
                 until = f", expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if expiry else ""
@@ -271,6 +273,25 @@ def cmd_rota_import(args: argparse.Namespace) -> int:
     return rota_import.main(args.file)
 
 
+async def _verify_audit(settings: Settings) -> int:
+    from app.db import create_engine, create_sessionmaker
+    from routing.audit.verify import verify
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            verdict = await verify(session)
+    finally:
+        await engine.dispose()
+    print("\n".join(verdict.lines()))
+    return 0 if verdict.ok else 1
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    del args
+    return asyncio.run(_verify_audit(Settings()))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from app import demo
 
@@ -358,6 +379,17 @@ def parser() -> argparse.ArgumentParser:
     )
     rota_import.add_argument("file", metavar="FILE.yaml")
     rota_import.set_defaults(func=cmd_rota_import)
+
+    audit = sub.add_parser("audit", help="check the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser(
+        "verify",
+        help="check the audit log's hash chain; exit 1 naming the first broken link",
+        description="Recompute the hash chain over the audit events from the first seal and "
+        "check every sealed event against it. Prints the first broken link (seal, event, what is "
+        "wrong) and exits 1, or the number of sealed events and the chain's head and exits 0. "
+        "Also says how many events are not sealed yet (the engine seals them within seconds).",
+    ).set_defaults(func=cmd_audit_verify)
 
     sim = sub.add_parser("simulate", help="act as a staff member on the simulated phones")
     sim_sub = sim.add_subparsers(dest="simulate_command", required=True)

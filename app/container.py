@@ -39,6 +39,7 @@ from routing.engine.escalator import Escalator
 from routing.engine.hangup import Hangup
 from routing.engine.messenger import Messenger
 from routing.engine.reconciler import Reconciler
+from routing.engine.sealer import Sealer
 from routing.notify.outbox import Contact
 from routing.page.bundle import PagingLimits
 from routing.pumping.rules import Policy
@@ -295,8 +296,13 @@ def build(
             ),
             Hangup(registry),
             Bridger(registry, pumping=pumping),
-            # Last: it judges what the modules above left undone in the same tick.
+            # It judges what the modules above left undone in the same tick.
             auditor(settings),
+            # Last: it chains the audit events the modules above recorded in the same tick.
+            Sealer(
+                interval_seconds=settings.audit.seal_interval_seconds,
+                settle_seconds=settings.audit.settle_seconds,
+            ),
         ],
         raise_errors=raise_errors,
         observer=metrics,

@@ -43,7 +43,7 @@ async def import_file(
     text = read(path)
     async with db.begin() as session:
         return await importer.import_text(
-            session, text=text, default_time_zone=default_time_zone, now=now
+            session, text=text, default_time_zone=default_time_zone, now=now, actor="cli"
         )
 
 

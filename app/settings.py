@@ -233,6 +233,15 @@ class PumpingSettings(BaseModel):
         return regions
 
 
+class AuditSettings(BaseModel):
+    """The audit log's hash chain: how often the sealer appends new events to it, and how long it
+    looks again for an event id it skipped (a transaction that committed late) before taking it
+    for a rolled-back one."""
+
+    seal_interval_seconds: float = Field(1, gt=0, le=60)
+    settle_seconds: int = Field(300, ge=10, le=86400)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOS_", env_nested_delimiter="__", extra="ignore")
 
@@ -262,6 +271,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     pumping: PumpingSettings = Field(default_factory=PumpingSettings)
+
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
     # then do not survive a restart, and several processes do not share them).
     secret_key: SecretStr = SecretStr("")

@@ -1,6 +1,6 @@
 """Every model, imported once so Alembic and the tests see the whole schema."""
 
-from routing.audit.models import AuditEvent
+from routing.audit.models import AuditEvent, AuditSeal
 from routing.auth.models import ApiToken, StaffSession
 from routing.bridge.models import BridgeCall
 from routing.chain.models import Chain
@@ -18,6 +18,7 @@ __all__ = [
     "AckLink",
     "ApiToken",
     "AuditEvent",
+    "AuditSeal",
     "Base",
     "BridgeCall",
     "Chain",

@@ -32,6 +32,7 @@ from routing.clock import FakeClock
 from routing.models import Base
 from routing.report.models import Report
 from tests.harness import Harness
+from tests.unlocked import audit_unlocked
 
 TEST_DATABASE_URL = os.environ.get("SOS_TEST_DATABASE_URL")
 
@@ -70,7 +71,7 @@ async def migrated(database_url: str) -> str:
 async def _empty_tables(url: str) -> None:
     engine = create_engine(url)
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    async with engine.begin() as conn:
+    async with engine.begin() as conn, audit_unlocked(conn):
         if url.startswith("postgresql"):
             await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:

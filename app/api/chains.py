@@ -12,9 +12,10 @@ router = APIRouter(prefix="/v1/chains", tags=["chains"])
 
 
 @router.post("", status_code=201, response_model=ChainRead)
-async def create_chain(body: ChainCreate, _: Admin, db: DbDep, now: NowDep) -> ChainRead:
+async def create_chain(body: ChainCreate, admin: Admin, db: DbDep, now: NowDep) -> ChainRead:
     async with db.begin() as session:
-        return ChainRead.model_validate(await chain_service.create(session, data=body, now=now))
+        chain = await chain_service.create(session, data=body, now=now, actor=admin.token_id)
+        return ChainRead.model_validate(chain)
 
 
 @router.get("", response_model=list[ChainRead])

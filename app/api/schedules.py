@@ -28,11 +28,15 @@ _UNENCODED_PLUS = re.compile(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?
 
 @router.post("/v1/schedules", status_code=201, response_model=ScheduleRead)
 async def create_schedule(
-    body: ScheduleCreate, _: Admin, container: ContainerDep, db: DbDep, now: NowDep
+    body: ScheduleCreate, admin: Admin, container: ContainerDep, db: DbDep, now: NowDep
 ) -> ScheduleRead:
     async with db.begin() as session:
         schedule = await rota_service.create(
-            session, data=body, default_time_zone=container.settings.time_zone, now=now
+            session,
+            data=body,
+            default_time_zone=container.settings.time_zone,
+            now=now,
+            actor=admin.token_id,
         )
         return ScheduleRead.model_validate(schedule)
 
@@ -53,7 +57,7 @@ async def read_schedule(schedule_id: str, _: StaffOrAdmin, db: DbDep) -> Schedul
 async def replace_schedule(
     schedule_id: str,
     body: ScheduleCreate,
-    _: Admin,
+    admin: Admin,
     container: ContainerDep,
     db: DbDep,
     now: NowDep,
@@ -65,24 +69,25 @@ async def replace_schedule(
             data=body,
             default_time_zone=container.settings.time_zone,
             now=now,
+            actor=admin.token_id,
         )
         return ScheduleRead.model_validate(schedule)
 
 
 @router.delete("/v1/schedules/{schedule_id}", status_code=204, response_class=Response)
-async def delete_schedule(schedule_id: str, _: Admin, db: DbDep) -> Response:
+async def delete_schedule(schedule_id: str, admin: Admin, db: DbDep, now: NowDep) -> Response:
     async with db.begin() as session:
-        await rota_service.delete(session, schedule_id=schedule_id)
+        await rota_service.delete(session, schedule_id=schedule_id, now=now, actor=admin.token_id)
     return Response(status_code=204)
 
 
 @router.post("/v1/schedules/{schedule_id}/overrides", status_code=201, response_model=OverrideRead)
 async def create_override(
-    schedule_id: str, body: OverrideCreate, _: Admin, db: DbDep, now: NowDep
+    schedule_id: str, body: OverrideCreate, admin: Admin, db: DbDep, now: NowDep
 ) -> OverrideRead:
     async with db.begin() as session:
         override = await rota_service.add_override(
-            session, schedule_id=schedule_id, data=body, now=now
+            session, schedule_id=schedule_id, data=body, now=now, actor=admin.token_id
         )
         return OverrideRead.model_validate(override)
 
@@ -102,10 +107,16 @@ async def list_overrides(
     status_code=204,
     response_class=Response,
 )
-async def delete_override(schedule_id: str, override_id: str, _: Admin, db: DbDep) -> Response:
+async def delete_override(
+    schedule_id: str, override_id: str, admin: Admin, db: DbDep, now: NowDep
+) -> Response:
     async with db.begin() as session:
         await rota_service.delete_override(
-            session, schedule_id=schedule_id, override_id=override_id
+            session,
+            schedule_id=schedule_id,
+            override_id=override_id,
+            now=now,
+            actor=admin.token_id,
         )
     return Response(status_code=204)
 

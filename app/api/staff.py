@@ -21,9 +21,10 @@ StaffIdPath = Annotated[str, Path(max_length=36)]
 
 
 @router.post("", status_code=201, response_model=StaffRead)
-async def create_staff(body: StaffCreate, _: Admin, db: DbDep, now: NowDep) -> StaffRead:
+async def create_staff(body: StaffCreate, admin: Admin, db: DbDep, now: NowDep) -> StaffRead:
     async with db.begin() as session:
-        return StaffRead.model_validate(await staff_service.create(session, data=body, now=now))
+        staff = await staff_service.create(session, data=body, now=now, actor=admin.token_id)
+        return StaffRead.model_validate(staff)
 
 
 @router.get("", response_model=list[StaffRead])

@@ -1,10 +1,15 @@
 """Writing and reading audit events.
 
-Every state change of a report writes one, in the same transaction as the change.
+Every state change of a report writes one, in the same transaction as the change: a plain insert
+that takes no lock (the sealer chains it shortly after, `routing.engine.sealer`). Events are never
+updated or deleted, so they hold no customer data: a customer is their report, never a phone
+number or a description; a phone number that slips into a detail (a provider's error message) is
+masked.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,15 +18,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.audit.models import AuditEvent
+from routing.phone import mask_phone
 
 
 class EventType:
     RECEIVED = "received"
+    PAGE_QUEUED = "page_queued"
     PAGE_SENT = "page_sent"
     PAGE_FAILED = "page_failed"
     PAGE_RETRY = "page_retry"
     PAGE_UNKNOWN = "page_unknown"
     PAGE_DELIVERED = "page_delivered"
+    PAGE_CANCELED = "page_canceled"
     ESCALATED = "escalated"
     ACKNOWLEDGED = "acknowledged"
     SLA_MISSED = "sla_missed"
@@ -38,6 +46,31 @@ class EventType:
     PHONE_VERIFIED = "phone_verified"
     # The escalation auditor found this report's escalation stuck or lost and repaired it.
     AUDIT_REPAIR = "audit_repair"
+    # Admin changes: `actor` is the token that made them, `data` names what changed by id.
+    STAFF_CREATED = "staff_created"
+    STAFF_CHANGED = "staff_changed"
+    CHAIN_CREATED = "chain_created"
+    SCHEDULE_CREATED = "schedule_created"
+    SCHEDULE_CHANGED = "schedule_changed"
+    SCHEDULE_DELETED = "schedule_deleted"
+    OVERRIDE_CREATED = "override_created"
+    OVERRIDE_DELETED = "override_deleted"
+    TOKEN_CREATED = "token_created"
+    ROTA_IMPORTED = "rota_imported"
+
+
+# An international number, as providers write them in their error messages.
+_PHONE = re.compile(r"\+\d(?:[ -]?\d){7,14}")
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return _PHONE.sub(lambda m: mask_phone(re.sub(r"[ -]", "", m.group(0))), value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def record(
@@ -72,8 +105,8 @@ def row(
         "at": at,
         "type": type,
         "actor": actor,
-        "detail": detail[:500],
-        "data": data or {},
+        "detail": _masked(detail)[:500],
+        "data": _masked(data or {}),
     }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.audit import service as audit
+from routing.audit.service import EventType
 from routing.auth.models import ApiToken, StaffSession
 from routing.errors import NotFound, ValidationFailed
 from routing.staff.models import Staff
@@ -66,7 +67,10 @@ async def create(
     staff_id: str | None = None,
     name: str = "",
     expires_at: datetime | None = None,
+    actor: str | None = None,
 ) -> tuple[str, ApiToken]:
+    """A new token; returns its secret (shown once) and its row. `actor`: who created it, for
+    the audit log (`cli` from the command line)."""
     if role == Role.STAFF and staff_id is None:
         raise ValidationFailed(
             "a staff token needs the staff member it belongs to", field="staff_id"
@@ -84,6 +88,15 @@ async def create(
     )
     session.add(token)
     await session.flush()
+    audit.record(
+        session,
+        at=now,
+        type=EventType.TOKEN_CREATED,
+        actor=actor,
+        detail=f"{role} token {token.id} created"
+        + (f" for staff member {staff_id}" if staff_id else ""),
+        data={"token_id": token.id, "role": str(role), "staff_id": staff_id},
+    )
     return secret, token
 
 

@@ -9,6 +9,8 @@ from typing import Any, NamedTuple, TypeVar
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing.audit import service as audit
+from routing.audit.service import EventType
 from routing.chain.models import Chain
 from routing.chain.schemas import ChainCreate
 from routing.errors import ValidationFailed
@@ -17,9 +19,11 @@ from routing.sql import Raw
 from routing.staff import service as staff_service
 
 
-async def create(session: AsyncSession, *, data: ChainCreate, now: datetime) -> Chain:
+async def create(
+    session: AsyncSession, *, data: ChainCreate, now: datetime, actor: str | None = None
+) -> Chain:
     """Store a chain. Staff ids must exist; schedules may be named by id or name and are stored
-    by id (renaming a schedule keeps its chains)."""
+    by id (renaming a schedule keeps its chains). `actor`: who did it, for the audit log."""
     groups: list[tuple[str, list[str], list[str]]] = [
         (f"steps.{i}", step.targets, step.schedules) for i, step in enumerate(data.steps)
     ]
@@ -59,6 +63,15 @@ async def create(session: AsyncSession, *, data: ChainCreate, now: datetime) -> 
     )
     session.add(chain)
     await session.flush()
+    audit.record(
+        session,
+        at=now,
+        type=EventType.CHAIN_CREATED,
+        actor=actor,
+        detail=f"chain {chain.id} created: {len(chain.steps)} step(s), serving "
+        f"{', '.join(chain.categories) or 'every category'}",
+        data={"chain_id": chain.id, "categories": chain.categories},
+    )
     return chain
 
 

@@ -162,7 +162,7 @@ class Auditor:
     async def _claim(self, session: AsyncSession, now: datetime) -> Beat | None:
         """Take this run: move the due row one interval on. Returns the previous beat, or None
         when another engine holds the lock or already ran."""
-        if not await _singleton(session):
+        if not await singleton(session, LOCK_KEY):
             return None
         row = await session.get(Heartbeat, NAME, populate_existing=True)
         if row is None:
@@ -369,12 +369,13 @@ async def read_beat(session: AsyncSession) -> Beat:
     return Beat(row.beat_at, dict(row.detail.get("findings", {})))
 
 
-async def _singleton(session: AsyncSession) -> bool:
-    """Whether this transaction may audit: on PostgreSQL, when it holds the auditor's advisory
-    lock (released at commit); SQLite's write transaction is exclusive already."""
+async def singleton(session: AsyncSession, key: int) -> bool:
+    """Whether this transaction may run a singleton module (the auditor, the sealer): on
+    PostgreSQL, when it holds the advisory lock `key` (released at commit); SQLite's write
+    transaction is exclusive already."""
     if session.get_bind().dialect.name != "postgresql":
         return True
-    held = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+    held = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
     return bool(held)
 
 

@@ -50,6 +50,7 @@ async def create_for_step(
     for their turn. A person who cannot be reached on the channel (no chat id, SMS stopped) gets
     a failed page at once, so the fallback sees it."""
     pages: list[Page] = []
+    made: list[tuple[Page, Staff, str | None]] = []
     for tier_no, people in enumerate(tiers):
         for member in people:
             page = Page(
@@ -70,12 +71,16 @@ async def create_for_step(
             why_not = staff_service.unreachable(channel, member)
             if why_not:
                 page.state, page.error, page.finished_at = "failed", why_not, now
-                _page_event(
-                    session, page, member, EventType.PAGE_FAILED, f" failed: {why_not}", now
-                )
             session.add(page)
             pages.append(page)
-    await session.flush()
+            made.append((page, member, why_not))
+    await session.flush()  # the pages' ids, for their events
+    for page, member, why_not in made:
+        if why_not:
+            _page_event(session, page, member, EventType.PAGE_FAILED, f" failed: {why_not}", now)
+        else:
+            turn = f" (tier {page.tier_no + 1}: waits its turn)" if page.state == QUEUED else ""
+            _page_event(session, page, member, EventType.PAGE_QUEUED, f" queued{turn}", now)
     return pages
 
 
@@ -423,15 +428,25 @@ async def cancel_open(session: AsyncSession, *, report_id: str, now: datetime) -
         .where(rider.bundle_id == Page.id, rider.id != Page.id, rider.state == "sending")
         .exists()
     )
-    await session.execute(
+    canceled = await session.scalars(
         update(Page)
         .where(
             Page.report_id == report_id,
             or_(Page.state.in_(("pending", QUEUED)), (Page.state == "unknown") & ~carries_others),
         )
         .values(state="canceled", finished_at=now, lease_until=None)
+        .returning(Page.id)
         .execution_options(synchronize_session=False)
     )
+    for page_id in sorted(canceled):
+        audit.record(
+            session,
+            at=now,
+            type=EventType.PAGE_CANCELED,
+            report_id=report_id,
+            detail=f"page {page_id} canceled before it went out: no longer needed",
+            data={"page_id": page_id},
+        )
 
 
 async def mark_answered(session: AsyncSession, *, page_id: int, now: datetime) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing.audit import service as audit
+from routing.audit.service import EventType
 from routing.chain import service as chain_service
 from routing.chain.schemas import ChainCreate
 from routing.errors import RoutingError
@@ -58,9 +60,15 @@ class Summary:
 
 
 async def import_text(
-    session: AsyncSession, *, text: str, default_time_zone: str, now: datetime
+    session: AsyncSession,
+    *,
+    text: str,
+    default_time_zone: str,
+    now: datetime,
+    actor: str | None = None,
 ) -> Summary:
-    """Check the rota file `text` against what is stored, then store it; raise `Rejected`."""
+    """Check the rota file `text` against what is stored, then store it; raise `Rejected`.
+    `actor`: who imported it, for the audit log."""
     document, problems = rotafile.parse(text)
     if document is None:
         raise Rejected(problems)
@@ -68,9 +76,23 @@ async def import_text(
     problems += more
     if problems:
         raise Rejected(sorted(problems, key=lambda p: p.line))
-    return await apply(
-        session, document=document, plan=plan, default_time_zone=default_time_zone, now=now
+    summary = await apply(
+        session,
+        document=document,
+        plan=plan,
+        default_time_zone=default_time_zone,
+        now=now,
+        actor=actor,
     )
+    audit.record(
+        session,
+        at=now,
+        type=EventType.ROTA_IMPORTED,
+        actor=actor,
+        detail=f"rota imported: {summary.line()}",
+        data=asdict(summary),
+    )
+    return summary
 
 
 async def stored(session: AsyncSession) -> rotafile.Stored:
@@ -89,17 +111,18 @@ async def apply(
     plan: Plan,
     default_time_zone: str,
     now: datetime,
+    actor: str | None = None,
 ) -> Summary:
     staff_ids: dict[str, str] = {}
     schedule_ids: dict[str, str] = {}
     counts = dict.fromkeys(("staff_new", "staff_updated", "schedules_new", "schedules_updated"), 0)
     for person in plan.staff:
         if person.stored_id is None:
-            created = await staff_service.create(session, data=person.data, now=now)
+            created = await staff_service.create(session, data=person.data, now=now, actor=actor)
             staff_ids[person.key] = created.id
             counts["staff_new"] += 1
         else:
-            await _update_staff(session, person.stored_id, person.data)
+            await _update_staff(session, person.stored_id, person.data, now, actor)
             counts["staff_updated"] += 1
     await session.flush()
     for entry in plan.schedules:
@@ -107,7 +130,7 @@ async def apply(
         with _at(document, entry.path):
             if entry.stored_id is None:
                 schedule = await rota_service.create(
-                    session, data=data, default_time_zone=default_time_zone, now=now
+                    session, data=data, default_time_zone=default_time_zone, now=now, actor=actor
                 )
                 counts["schedules_new"] += 1
             else:
@@ -117,17 +140,20 @@ async def apply(
                     data=data,
                     default_time_zone=default_time_zone,
                     now=now,
+                    actor=actor,
                 )
                 counts["schedules_updated"] += 1
         schedule_ids[entry.key] = schedule.id
     for chain in plan.chains:
         body = ChainCreate.model_validate(rotafile.with_ids(chain.data, staff_ids, schedule_ids))
         with _at(document, chain.path):
-            await chain_service.create(session, data=body, now=now)
+            await chain_service.create(session, data=body, now=now, actor=actor)
     return Summary(**counts, chains=len(plan.chains))
 
 
-async def _update_staff(session: AsyncSession, staff_id: str, data: StaffCreate) -> None:
+async def _update_staff(
+    session: AsyncSession, staff_id: str, data: StaffCreate, now: datetime, actor: str | None
+) -> None:
     """The fields the file gives replace the stored ones; the phone is what matched."""
     staff = await staff_service.get(session, staff_id)
     given = data.model_fields_set
@@ -138,6 +164,15 @@ async def _update_staff(session: AsyncSession, staff_id: str, data: StaffCreate)
         staff.skills = list(data.skills)
     if "chat_id" in given:
         staff.chat_id = data.chat_id
+    fields = sorted({"name"} | (given & {"languages", "skills", "chat_id"}))
+    audit.record(
+        session,
+        at=now,
+        type=EventType.STAFF_CHANGED,
+        actor=actor,
+        detail=f"staff member {staff.id}: {', '.join(fields)} set by a rota import",
+        data={"staff_id": staff.id, "fields": fields},
+    )
 
 
 @contextlib.contextmanager

@@ -15,6 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing.audit import service as audit
+from routing.audit.service import EventType
 from routing.chain.models import Chain
 from routing.errors import Conflict, NotFound, ValidationFailed
 from routing.rota import oncall, usage
@@ -35,7 +37,12 @@ def well_formed(schedule_id: str) -> bool:
 
 
 async def create(
-    session: AsyncSession, *, data: ScheduleCreate, default_time_zone: str, now: datetime
+    session: AsyncSession,
+    *,
+    data: ScheduleCreate,
+    default_time_zone: str,
+    now: datetime,
+    actor: str | None = None,
 ) -> Schedule:
     await _check_members(session, data.layers)
     await _check_name_free(session, data.name)
@@ -48,6 +55,7 @@ async def create(
     )
     session.add(schedule)
     await _flush(session)
+    _changed(session, EventType.SCHEDULE_CREATED, schedule.id, "created", now, actor)
     return schedule
 
 
@@ -58,6 +66,7 @@ async def update(
     data: ScheduleCreate,
     default_time_zone: str,
     now: datetime,
+    actor: str | None = None,
 ) -> Schedule:
     """Replace the schedule's name, zone and layers (its overrides stay)."""
     schedule = await get(session, schedule_id)
@@ -68,6 +77,7 @@ async def update(
     schedule.layers = _stored_layers(data.layers)
     schedule.updated_at = now
     await _flush(session)
+    _changed(session, EventType.SCHEDULE_CHANGED, schedule.id, "replaced", now, actor)
     return schedule
 
 
@@ -93,7 +103,9 @@ async def find(session: AsyncSession, ref: str) -> Schedule | None:
     return await session.scalar(select(Schedule).where(Schedule.name == ref))
 
 
-async def delete(session: AsyncSession, *, schedule_id: str) -> None:
+async def delete(
+    session: AsyncSession, *, schedule_id: str, now: datetime, actor: str | None = None
+) -> None:
     """Delete a schedule and its overrides; refused while a chain serving new reports pages it."""
     schedule = await get(session, schedule_id)
     chains = usage.serving((await session.scalars(select(Chain))).all())
@@ -108,6 +120,7 @@ async def delete(session: AsyncSession, *, schedule_id: str) -> None:
     )
     await session.delete(schedule)
     await session.flush()
+    _changed(session, EventType.SCHEDULE_DELETED, schedule_id, "deleted", now, actor)
 
 
 async def _check_members(session: AsyncSession, layers: Sequence[LayerIn]) -> None:
@@ -151,7 +164,12 @@ def layers_of(schedule: Schedule) -> list[LayerIn]:
 
 
 async def add_override(
-    session: AsyncSession, *, schedule_id: str, data: OverrideCreate, now: datetime
+    session: AsyncSession,
+    *,
+    schedule_id: str,
+    data: OverrideCreate,
+    now: datetime,
+    actor: str | None = None,
 ) -> ScheduleOverride:
     schedule = await get(session, schedule_id)
     if data.ends_at <= now:
@@ -175,6 +193,18 @@ async def add_override(
     )
     session.add(override)
     await session.flush()
+    replaced = data.replaces_staff_id
+    instead = f" instead of staff member {replaced}" if replaced else ""
+    _changed(
+        session,
+        EventType.OVERRIDE_CREATED,
+        schedule.id,
+        f"override {override.id}: {data.kind} staff member {data.staff_id}{instead} from "
+        f"{data.starts_at.isoformat()} to {data.ends_at.isoformat()}",
+        now,
+        actor,
+        override_id=override.id,
+    )
     return override
 
 
@@ -192,7 +222,14 @@ async def list_overrides(
     ).all()
 
 
-async def delete_override(session: AsyncSession, *, schedule_id: str, override_id: str) -> None:
+async def delete_override(
+    session: AsyncSession,
+    *,
+    schedule_id: str,
+    override_id: str,
+    now: datetime,
+    actor: str | None = None,
+) -> None:
     schedule = await get(session, schedule_id)
     override = (
         await session.scalar(
@@ -207,6 +244,35 @@ async def delete_override(session: AsyncSession, *, schedule_id: str, override_i
         raise NotFound("no such override of this schedule", field="override_id")
     await session.delete(override)
     await session.flush()
+    _changed(
+        session,
+        EventType.OVERRIDE_DELETED,
+        schedule.id,
+        f"override {override_id} deleted",
+        now,
+        actor,
+        override_id=override_id,
+    )
+
+
+def _changed(
+    session: AsyncSession,
+    type_: str,
+    schedule_id: str,
+    what: str,
+    now: datetime,
+    actor: str | None,
+    **data: str,
+) -> None:
+    """An admin change to a schedule, for the audit log (ids only: names are the admins' text)."""
+    audit.record(
+        session,
+        at=now,
+        type=type_,
+        actor=actor,
+        detail=f"schedule {schedule_id}: {what}",
+        data={"schedule_id": schedule_id, **data},
+    )
 
 
 # --- who is on call -------------------------------------------------------------------------

@@ -9,12 +9,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers.base import Channel
+from routing.audit import service as audit
+from routing.audit.service import EventType
 from routing.errors import NotFound
 from routing.staff.models import Staff
 from routing.staff.schemas import StaffCreate
 
 
-async def create(session: AsyncSession, *, data: StaffCreate, now: datetime) -> Staff:
+async def create(
+    session: AsyncSession, *, data: StaffCreate, now: datetime, actor: str | None = None
+) -> Staff:
+    """Add a staff member; `actor`: the token (or tool) that did it, for the audit log."""
     staff = Staff(
         name=data.name,
         phone=data.phone,
@@ -25,6 +30,14 @@ async def create(session: AsyncSession, *, data: StaffCreate, now: datetime) -> 
     )
     session.add(staff)
     await session.flush()
+    audit.record(
+        session,
+        at=now,
+        type=EventType.STAFF_CREATED,
+        actor=actor,
+        detail=f"staff member {staff.id} added",
+        data={"staff_id": staff.id},
+    )
     return staff
 
 

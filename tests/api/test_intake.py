@@ -259,7 +259,7 @@ class TestDurable:
         assert await h.count(Report) == 0
         assert await h.count(EscalationTimer) == 0
         assert await h.count(Page) == 0
-        assert await h.count(AuditEvent) == 0
+        assert await h.count(AuditEvent, AuditEvent.report_id.is_not(None)) == 0
         await h.tick()
         h.expect_none()
 

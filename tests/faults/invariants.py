@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from routing.audit.verify import verify
 from routing.page.models import Page
 from tests.faults.fake_twilio import FakeTwilio
 from tests.faults.site import Site
@@ -104,5 +105,11 @@ async def assert_invariants(site: Site, twilio: FakeTwilio, accepted: Iterable[s
             at = missed_at.get(report.id)
             if at is None or at < report.deadline_at:
                 problems.append(f"{name}: missed, but no sla_missed event after its deadline")
+
+    # T: the audit log's hash chain holds, whichever processes sealed it and whenever they died.
+    async with site.db() as session:
+        audit_log = await verify(session)
+    if not audit_log.ok:
+        problems.append(f"audit log broken at {audit_log.broken}")
 
     assert not problems, "invariants broken:\n  " + "\n  ".join(problems)

@@ -40,8 +40,10 @@ async def test_ack_is_the_verdict_met_with_time_to_ack(h: Harness) -> None:
     assert seen["acknowledged_by"]["name"] == "Bram"
     assert types(seen) == [
         "received",
+        "page_queued",
         "page_sent",
         "escalated",
+        "page_queued",
         "page_sent",
         "acknowledged",
     ]

@@ -25,8 +25,16 @@ async def test_missed_call_falls_back_at_once_not_at_the_step_timeout(h: Harness
 
     h.expect(("Anna", VOICE), ("Bram", SMS))
     seen = await h.get(report["id"])
-    assert types(seen) == ["received", "page_sent", "page_failed", "escalated", "page_sent"]
-    assert "no-answer" in seen["timeline"][2]["detail"]
+    assert types(seen) == [
+        "received",
+        "page_queued",
+        "page_sent",
+        "page_failed",
+        "escalated",
+        "page_queued",
+        "page_sent",
+    ]
+    assert "no-answer" in seen["timeline"][3]["detail"]
 
 
 async def test_permanent_rejection_falls_back_at_once(h: Harness) -> None:
@@ -36,7 +44,7 @@ async def test_permanent_rejection_falls_back_at_once(h: Harness) -> None:
     await h.tick()
     h.expect(("Bram", SMS))
     assert len(h.sender.attempts) == 2  # the rejected number was not tried again
-    assert "invalid number" in (await h.get(report["id"]))["timeline"][1]["detail"]
+    assert "invalid number" in (await h.get(report["id"]))["timeline"][2]["detail"]
 
 
 async def test_fallback_waits_until_every_target_of_the_step_failed(h: Harness) -> None:

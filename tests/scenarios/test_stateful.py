@@ -51,6 +51,7 @@ from routing.page.models import EscalationTimer, Page
 from tests.fakes.ledger import Fault, LedgerPhones, Request
 from tests.harness import Harness
 from tests.scenarios.escalation_model import Case, Model, Snapshot, check
+from tests.unlocked import audit_unlocked
 
 PROFILE = settings(
     max_examples=int(os.environ.get("SOS_STATEFUL_EXAMPLES", "25")),
@@ -177,7 +178,7 @@ class Escalations(RuleBasedStateMachine):
 
     async def _start(self) -> Harness:
         h = await self._connect()
-        async with h.container.db_engine.begin() as conn:
+        async with h.container.db_engine.begin() as conn, audit_unlocked(conn):
             for table in REPORT_TABLES:
                 await conn.execute(table.delete())
         return h

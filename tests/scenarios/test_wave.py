@@ -100,7 +100,7 @@ async def test_a_second_call_to_anna_rings_only_after_her_first_call_ended(h: Ha
     assert page.sent_at is not None
     assert page.sent_at >= ended_at  # never two at once
     assert page.tries == 1  # waiting was not a try
-    assert types(await h.get(str(second["id"]))) == ["received", "page_sent"]  # nor noise
+    assert types(await h.get(str(second["id"]))) == ["received", "page_queued", "page_sent"]
 
 
 async def test_a_lost_call_status_holds_her_phone_for_two_minutes_at_most(h: Harness) -> None:
