@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import keys
 from app.db import create_engine, create_sessionmaker
 from app.metrics import Metrics
 from app.settings import Settings
@@ -39,6 +40,7 @@ from routing.engine.hangup import Hangup
 from routing.engine.messenger import Messenger
 from routing.engine.reconciler import Reconciler
 from routing.page.bundle import PagingLimits
+from routing.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +234,7 @@ def build(
     slack_http: httpx.AsyncClient | None = None,
     vonage_http: httpx.AsyncClient | None = None,
 ) -> Container:
+    keys.install(settings)  # before any model reads or writes personal data
     db_engine = create_engine(settings.database_url)
     db = create_sessionmaker(db_engine)
     clock = clock or SystemClock()
@@ -268,6 +271,9 @@ def build(
             ),
             Hangup(registry),
             Bridger(registry),
+            Retention(
+                days=settings.retention.days, unresolved_days=settings.retention.unresolved_days
+            ),
             # Last: it judges what the modules above left undone in the same tick.
             auditor(settings),
         ],

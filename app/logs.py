@@ -55,14 +55,11 @@ _SECRETS = (
 
 
 def mask_phone(number: str) -> str:
-    """`+31612345678` → `+31*******78`: the country code and the last two digits stay, so a line
-    still says which country and can be matched against a number one already knows."""
+    """`+31612345678` → `+*********78`: only the last two digits stay, so a line can be matched
+    against a number one already knows, and says nothing more about it."""
     international = number.startswith(("+", "%2B", "%2b"))
     digits = [c for c in number.removeprefix("%2B").removeprefix("%2b") if c.isdigit()]
-    keep_front = 2 if international else 0
-    hidden = len(digits) - keep_front - 2
-    prefix = "+" if international else ""
-    return prefix + "".join(digits[:keep_front]) + "*" * hidden + "".join(digits[-2:])
+    return ("+" if international else "") + "*" * (len(digits) - 2) + "".join(digits[-2:])
 
 
 def redact(text: str) -> str:
