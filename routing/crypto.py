@@ -24,10 +24,11 @@ import hmac
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Dialect, Text, TypeDecorator
+from sqlalchemy import ClauseElement, Dialect, Text, TypeDecorator
 
 VERSION = "v1"
 KEY_BYTES = 32  # AES-256
@@ -163,11 +164,22 @@ def phone_hash(e164: str) -> str:
 
 
 class EncryptedText(TypeDecorator[str]):
-    """A text column stored encrypted with the installed key ring. Never compare it in SQL: a
-    query on it matches nothing (look up through its `*_hash` column)."""
+    """A text column stored encrypted with the installed key ring. It cannot be compared in SQL
+    (a ciphertext never equals another): that raises, look up through its `*_hash` column."""
 
     impl = Text
     cache_ok = True
+
+    class Comparator(TypeDecorator.Comparator[str]):
+        def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
+            # Against a value (not a column: the ORM compares columns to columns itself).
+            if any(not isinstance(o, ClauseElement) for o in other):
+                raise TypeError(
+                    f"{self.expr} is encrypted: SQL cannot compare it (use its *_hash column)"
+                )
+            return super().operate(op, *other, **kwargs)
+
+    comparator_factory = Comparator
 
     def process_bind_param(self, value: str | None, _dialect: Dialect) -> str | None:
         return encrypt(value)

@@ -29,9 +29,10 @@ def mask_phone(e164: str) -> str:
 
 # A phone number in free text: `+` (or `%2B` in a URL) and 8-15 digits, or a national number
 # (leading 0) of 9-16 digits, with single spaces or hyphens allowed between digits; not part of a
-# longer word.
+# longer word (a national number not of a hyphenated one either: a UUID's all-digit groups).
 NUMBER_IN_TEXT = re.compile(
-    r"(?<![\w+*%])(?:(?:\+|%2[Bb])[0-9]|0[0-9])(?:[ -]?[0-9]){7,14}(?![\w*])"
+    r"(?<![\w+*%])(?:(?:\+|%2[Bb])[0-9](?:[ -]?[0-9]){7,14}(?![\w*])"
+    r"|(?<!-)0[0-9](?:[ -]?[0-9]){7,14}(?![\w*]|-\w))"
 )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from app import keys
 from app.container import build
@@ -34,6 +34,7 @@ from routing.clock import FakeClock
 from routing.crypto import BadKey, KeyRing, UnreadableData
 from routing.inbound import service as inbound
 from routing.models import Base
+from routing.staff.models import Staff
 from tests import keys as test_keys
 from tests.harness import Harness
 
@@ -285,6 +286,13 @@ class TestKeyRing:
     def test_a_bad_ring_is_refused(self, data_keys: str, lookup: str, problem: str) -> None:
         with pytest.raises(BadKey, match=problem):
             KeyRing.parse(data_keys, lookup)
+
+
+def test_an_encrypted_column_cannot_be_compared_in_sql() -> None:
+    """A query on a ciphertext would silently match nothing: it raises instead."""
+    with pytest.raises(TypeError, match=r"staff\.phone is encrypted"):
+        select(Staff).where(Staff.phone == STAFF_PHONE)
+    assert str(select(Staff.id).where(Staff.phone_hash == crypto.phone_hash(STAFF_PHONE)))
 
 
 class TestSettings:
