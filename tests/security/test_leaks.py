@@ -15,8 +15,11 @@ import httpx
 import pytest
 
 from app import logs
+from providers.base import PermanentProviderError
+from providers.fake import Outcome
 from routing.phone import mask_numbers
 from tests.harness import Harness
+from tests.security.test_encryption import everything
 
 PHONE = "+31612345678"
 DESCRIPTION = "my savings of 18000 euro went to an account in Lisbon tonight"
@@ -93,6 +96,32 @@ class TestErrorResponses:
 
         error = assert_nothing_echoed(r)
         assert "+*********78" in error["message"], error
+
+
+class TestAuditTrail:
+    async def test_a_provider_message_naming_the_customer_is_masked(self, h: Harness) -> None:
+        """Audit events are kept for good: a provider's error text must not bring a number in."""
+        await h.staff("Anna", "+31687654321")
+        report = await h.report(callback_phone=PHONE, description=DESCRIPTION)
+        h.sender.script_texts(
+            Outcome(
+                error=PermanentProviderError,
+                detail=f"twilio 400 / 21211: The 'To' number {PHONE} is not a valid phone number.",
+            )
+        )
+        assert (await h.ack(report["id"], "Anna")).status_code == 200
+        await h.tick()  # "Anna belt u nu" fails
+
+        timeline = (await h.get(report["id"]))["timeline"]
+        failed = [e["detail"] for e in timeline if e["type"] == "message_failed"]
+        assert failed == [
+            "accepted SMS to the customer failed: twilio 400 / 21211: The 'To' number "
+            "+*********78 is not a valid phone number."
+        ]
+        dump = await everything(h.container.settings.database_url)
+        for spelling in SPELLINGS:
+            assert spelling not in dump
+        assert DESCRIPTION not in dump
 
 
 class TestMasking:
