@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ScalarSelect, and_, delete, func, literal, or_, select, text, update
+from sqlalchemy import ScalarSelect, and_, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from routing.bridge.models import BridgeCall
-from routing.db import UTCDateTime
-from routing.engine.models import Heartbeat
+from routing.engine.models import Heartbeat, next_run
 from routing.inbound.models import SosCall
 from routing.notify.models import OutboundMessage, PhoneVerification
 from routing.report.models import Report, StatusToken
@@ -37,7 +36,6 @@ log = logging.getLogger(__name__)
 NAME = "retention"
 # The key of the retention job's advisory lock: "sos-rete" as a 64-bit number.
 LOCK_KEY = int.from_bytes(b"sos-rete", "big")
-NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Retention:
@@ -57,12 +55,7 @@ class Retention:
         self.batch = batch
 
     def due(self) -> Sequence[ScalarSelect[Any]]:
-        # No row yet (a new database): due at once.
-        return [
-            select(func.coalesce(func.max(Heartbeat.due_at), literal(NEVER, UTCDateTime())))
-            .where(Heartbeat.name == NAME)
-            .scalar_subquery()
-        ]
+        return [next_run(NAME)]
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         """Erase everything past its time, a batch of reports per transaction; returns how many
