@@ -1,5 +1,5 @@
 """The `sos-router` command: serve, worker, migrate, token create/revoke/list, rota import, audit
-verify, demo."""
+verify, keys rotate, demo."""
 
 from __future__ import annotations
 
@@ -56,9 +56,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings()
     _logging(settings)
     migrate.upgrade(settings.database_url)
+    container = build(settings)  # installs the key ring the seed's staff phones need
     if settings.seed_demo:
         asyncio.run(_seed_if_empty(settings))
-    app = create_app(build(settings), run_engine=not args.no_engine)
+    app = create_app(container, run_engine=not args.no_engine)
     uvicorn.run(
         app,
         host=args.host if args.host is not None else settings.host,
@@ -264,7 +265,20 @@ async def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    return asyncio.run(_simulate(Settings(), args))
+    from app import keys
+
+    settings = Settings()
+    keys.install(settings, warn=False)
+    return asyncio.run(_simulate(settings, args))
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from app import keys
+
+    settings = Settings()
+    _logging(settings)
+    migrate.upgrade(settings.database_url)
+    return asyncio.run(keys.rotate(settings, batch=args.batch, say=print))
 
 
 def cmd_rota_import(args: argparse.Namespace) -> int:
@@ -390,6 +404,19 @@ def parser() -> argparse.ArgumentParser:
         "wrong) and exits 1, or the number of sealed events and the chain's head and exits 0. "
         "Also says how many events are not sealed yet (the engine seals them within seconds).",
     ).set_defaults(func=cmd_audit_verify)
+    keys = sub.add_parser("keys", help="manage the keys personal data is encrypted with")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser(
+        "rotate",
+        help="re-encrypt every phone number and description with the current key",
+        description="Rewrites every encrypted value under the first key of "
+        "SOS_PRIVACY__DATA_KEYS (values stored before encryption are encrypted too) and sets "
+        "every phone lookup hash, a batch per transaction; prints counts per table. Safe to "
+        "run while the service runs, and again: an interrupted run resumes. Afterwards the "
+        "other keys can be removed.",
+    )
+    rotate.add_argument("--batch", type=int, default=500, help="rows per transaction")
+    rotate.set_defaults(func=cmd_keys_rotate)
 
     sim = sub.add_parser("simulate", help="act as a staff member on the simulated phones")
     sim_sub = sim.add_subparsers(dest="simulate_command", required=True)

@@ -13,6 +13,7 @@ from datetime import timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import keys
 from app.db import create_engine, create_sessionmaker
 from app.metrics import Metrics
 from app.settings import Settings
@@ -43,6 +44,7 @@ from routing.engine.sealer import Sealer
 from routing.notify.outbox import Contact
 from routing.page.bundle import PagingLimits
 from routing.pumping.rules import Policy
+from routing.retention import Retention
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +259,7 @@ def build(
     slack_http: httpx.AsyncClient | None = None,
     vonage_http: httpx.AsyncClient | None = None,
 ) -> Container:
+    keys.install(settings)  # before any model reads or writes personal data
     db_engine = create_engine(settings.database_url)
     db = create_sessionmaker(db_engine)
     clock = clock or SystemClock()
@@ -296,6 +299,9 @@ def build(
             ),
             Hangup(registry),
             Bridger(registry, pumping=pumping),
+            Retention(
+                days=settings.retention.days, unresolved_days=settings.retention.unresolved_days
+            ),
             # It judges what the modules above left undone in the same tick.
             auditor(settings),
             # Last: it chains the audit events the modules above recorded in the same tick.

@@ -14,13 +14,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from app import migrate
 from app.container import build
 from app.main import create_app
 from app.seed import seed_demo
-from app.settings import Settings
+from app.settings import PrivacySettings, Settings
+from routing import crypto
 from routing.clock import FakeClock, SystemClock
+
+
+def throwaway_keys() -> PrivacySettings:
+    return PrivacySettings(
+        data_keys=SecretStr(f"demo:{crypto.new_key()}"), lookup_key=SecretStr(crypto.new_key())
+    )
 
 
 def _line(start: datetime, at: str | datetime, text: str) -> None:
@@ -34,7 +42,10 @@ async def run_demo(database_url: str | None = None) -> dict[str, Any]:
         url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}"
         await migrate.upgrade_async(url)
         clock = FakeClock(SystemClock().now())
-        container = build(Settings(database_url=url, seed_demo=False), clock=clock)
+        settings = Settings(database_url=url, seed_demo=False)
+        if database_url is None and not settings.privacy.configured:
+            settings.privacy = throwaway_keys()  # a throwaway database needs no lasting keys
+        container = build(settings, clock=clock)
         async with container.db.begin() as session:
             rota = await seed_demo(session, now=clock.now())
         app = create_app(container, run_engine=False)

@@ -3,11 +3,17 @@
 The one table from domain errors to HTTP lives here. A database that cannot be reached (down,
 restarting, shutting down, out of connections) is a 503 with `Retry-After`, so clients retry
 instead of giving up; only a bug is a 500.
+
+An error never echoes what the client sent: validation errors name the field and the rule, never
+the `input` (pydantic's own error dicts carry it; they are not passed on), a field path part that
+is not a plain name (an unknown key the client made up, which may be a phone number or a sentence)
+is shown as `?`, and a phone number in any message is masked as in the logs.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +32,7 @@ from routing.errors import (
     TooManyRequests,
     ValidationFailed,
 )
+from routing.phone import mask_numbers
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +64,15 @@ MAX_DETAILS = 20
 
 
 def error_body(code: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "field": field, **extra}}
+    return {"error": {"code": code, "message": mask_numbers(message), "field": field, **extra}}
+
+
+# A field path part that may be shown: a name from our schemas, or a list index.
+_PLAIN_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}|[0-9]{1,6}")
 
 
 def _field(loc: tuple[int | str, ...]) -> str | None:
-    parts = [str(p) for p in loc]
+    parts = [p if _PLAIN_PART.fullmatch(p) else "?" for p in map(str, loc)]
     if parts and parts[0] in ("body", "query", "path", "header"):
         where, parts = parts[0], parts[1:]
         if not parts:
@@ -84,7 +95,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     details = [
-        {"field": _field(tuple(e.get("loc", ()))), "message": str(e.get("msg", "invalid"))}
+        {
+            "field": _field(tuple(e.get("loc", ()))),
+            "message": mask_numbers(str(e.get("msg", "invalid"))),
+        }
         for e in errors[:MAX_DETAILS]
     ]
     first = details[0] if details else {"field": None, "message": "invalid request"}

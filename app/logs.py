@@ -17,6 +17,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
+from routing.phone import mask_numbers
+
 LogFormat = Literal["auto", "json", "text"]
 
 # Loggers uvicorn configures for itself; we route them through our handler instead.
@@ -29,9 +31,6 @@ _IGNORED_EXTRAS = frozenset({"color_message"})
 
 _HIDDEN = "[redacted]"
 
-# A phone number: `+` (or `%2B` in a URL) and 8-15 digits, or a national number (leading 0) of
-# 9-16 digits, with single spaces or hyphens allowed between digits; not part of a longer word.
-_PHONE = re.compile(r"(?<![\w+*%])(?:(?:\+|%2[Bb])[0-9]|0[0-9])(?:[ -]?[0-9]){7,14}(?![\w*])")
 _SECRETS = (
     # One-time accept links and customer status pages carry their secret in the path.
     (re.compile(r"/(ack|status)/[^/\s?#.\"']+"), rf"/\1/{_HIDDEN}"),
@@ -54,22 +53,11 @@ _SECRETS = (
 )
 
 
-def mask_phone(number: str) -> str:
-    """`+31612345678` → `+31*******78`: the country code and the last two digits stay, so a line
-    still says which country and can be matched against a number one already knows."""
-    international = number.startswith(("+", "%2B", "%2b"))
-    digits = [c for c in number.removeprefix("%2B").removeprefix("%2b") if c.isdigit()]
-    keep_front = 2 if international else 0
-    hidden = len(digits) - keep_front - 2
-    prefix = "+" if international else ""
-    return prefix + "".join(digits[:keep_front]) + "*" * hidden + "".join(digits[-2:])
-
-
 def redact(text: str) -> str:
     """`text` with phone numbers masked and tokens, auth headers and SQL values replaced."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
-    return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+    return mask_numbers(text)
 
 
 def extras(record: logging.LogRecord) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import migrate
+from app import keys, migrate
 from app.settings import Settings
 from routing.rota import importer
 from routing.rota.importer import Rejected, Summary
@@ -76,6 +76,7 @@ def main(file: str) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     migrate.upgrade(settings.database_url)
+    keys.install(settings, warn=False)  # staff phone numbers are stored encrypted
     try:
         summary = asyncio.run(_run(settings, path))
     except Unreadable as exc:

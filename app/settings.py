@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from providers.vonage.auth import load_private_key
+from routing.crypto import BadKey, KeyRing
 from routing.phone import can_receive_sms, normalize_phone
 from routing.pumping.rules import EU_EEA
 
@@ -242,6 +243,37 @@ class AuditSettings(BaseModel):
     settle_seconds: int = Field(300, ge=10, le=86400)
 
 
+class PrivacySettings(BaseModel):
+    """Keys for personal data at rest (`routing/crypto.py`, README "Security").
+
+    `data_keys` is the key ring: `id:base64key,id2:base64key2`, each key 32 random bytes; the
+    first encrypts, all decrypt (to rotate: put a new key first, run `sos-router keys rotate`,
+    then drop the old one). `lookup_key` (base64, at least 32 bytes) keys the hash phone numbers
+    are found by; changing it needs `sos-router keys rotate` right away. Without either, a
+    development key file is used (`dev_key_file`, created when missing): by default beside a
+    SQLite database; on PostgreSQL only when set explicitly, else the start is refused."""
+
+    data_keys: SecretStr = SecretStr("")
+    lookup_key: SecretStr = SecretStr("")
+    dev_key_file: str = ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.data_keys.get_secret_value() or self.lookup_key.get_secret_value())
+
+    def key_ring(self) -> KeyRing:
+        return KeyRing.parse(self.data_keys.get_secret_value(), self.lookup_key.get_secret_value())
+
+
+class RetentionSettings(BaseModel):
+    """How long customers' personal data is kept (`routing/retention.py`): `days` after a report
+    was resolved, and `unresolved_days` after it arrived for one never resolved. Then the phone
+    number, description, customer_ref, texts and call records go; the verdict stays."""
+
+    days: int = Field(90, ge=1, le=3650)
+    unresolved_days: int = Field(365, ge=1, le=3650)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOS_", env_nested_delimiter="__", extra="ignore")
 
@@ -276,6 +308,8 @@ class Settings(BaseSettings):
     # Signs CSRF tokens and session cookies. Empty: a random key per process (sessions and forms
     # then do not survive a restart, and several processes do not share them).
     secret_key: SecretStr = SecretStr("")
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -379,6 +413,31 @@ class Settings(BaseSettings):
             raise ValueError("SOS_VONAGE__FROM_NUMBER is not a valid phone number") from None
         if not self.public_base_url.startswith(("https://", "http://")):
             raise ValueError("SOS_PUBLIC_BASE_URL must be an absolute http(s) URL")
+        return self
+
+    @model_validator(mode="after")
+    def _keys_usable(self) -> Settings:
+        privacy = self.privacy
+        if privacy.configured:
+            missing = [
+                name
+                for name, value in (
+                    ("SOS_PRIVACY__DATA_KEYS", privacy.data_keys),
+                    ("SOS_PRIVACY__LOOKUP_KEY", privacy.lookup_key),
+                )
+                if not value.get_secret_value()
+            ]
+            if missing:
+                raise ValueError(f"{' and '.join(missing)} missing: set both keys, or neither")
+            try:
+                privacy.key_ring()
+            except BadKey as exc:
+                raise ValueError(f"SOS_PRIVACY__DATA_KEYS / LOOKUP_KEY: {exc}") from None
+        elif not self.is_sqlite and not privacy.dev_key_file:
+            raise ValueError(
+                "no key for personal data: set SOS_PRIVACY__DATA_KEYS and "
+                "SOS_PRIVACY__LOOKUP_KEY (or SOS_PRIVACY__DEV_KEY_FILE for a development key)"
+            )
         return self
 
     @property

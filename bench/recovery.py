@@ -42,6 +42,9 @@ from tests.faults.fake_twilio import FakeTwilio
 from tests.faults.invariants import is_flagged
 from tests.faults.procs import Cluster, Processes, account_sid, eventually, wait_until
 from tests.faults.site import Site
+from tests.keys import use as use_test_keys
+
+use_test_keys()  # the in-process intake and the processes it starts share the suite's data keys
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTH_TOKEN = "recovery-bench-token"

@@ -22,8 +22,14 @@ from pathlib import Path
 
 import httpx
 
-from app import migrate
+from app import keys, migrate
 from app.db import create_engine, create_sessionmaker
+from app.settings import Settings
+from tests import keys as bench_keys
+
+# Personal data is encrypted: the benchmarks use the test suite's fixed keys (in this process, for
+# the seeding, and in every process it starts).
+bench_keys.use()
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
@@ -66,6 +72,7 @@ async def seed(url: str) -> Rota:
     from routing.types import Role
 
     now = datetime.now(UTC)
+    keys.install(Settings(database_url=url), warn=False)
     engine = create_engine(url)
     async with create_sessionmaker(engine).begin() as session:
         staff = await staff_service.create(

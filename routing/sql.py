@@ -5,7 +5,8 @@ keeps SQLAlchemy's error handling: a dead connection is invalidated and answers 
 
 SQL is written once, in PostgreSQL's numbered style (`$1`, `$2`); on SQLite it runs as `?1`, `?2`.
 Values are passed the way the ORM would store them: aware UTC datetimes (text on SQLite), JSON as
-text. `insert` builds its statement from the model's table, so a new column needs no SQL here.
+text, `EncryptedText` columns encrypted (`routing.crypto`). `insert` builds its statement from the
+model's table, so a new column needs no SQL here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, cast
 from sqlalchemy import JSON, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from routing import crypto
 from routing.db import Base
 
 Row = Sequence[Any]
@@ -66,9 +68,13 @@ class Raw:
         table = cast(Table, model.__table__)
         columns = tuple(rows[0])
         sql = _insert_sql(table, columns, len(rows), returning, on_conflict_do_nothing)
-        json_columns = _json_columns(table)
+        json_columns, encrypted = _json_columns(table), _encrypted_columns(table)
         args = [
-            json.dumps(row[c]) if c in json_columns else row[c]  # None too, as the ORM does
+            json.dumps(row[c])  # None too, as the ORM does
+            if c in json_columns
+            else crypto.encrypt(row[c])
+            if c in encrypted
+            else row[c]
             for row in rows
             for c in columns
         ]
@@ -101,6 +107,11 @@ def _sqlite(value: Any) -> Any:
 @lru_cache(maxsize=64)
 def _json_columns(table: Table) -> frozenset[str]:
     return frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
+
+
+@lru_cache(maxsize=64)
+def _encrypted_columns(table: Table) -> frozenset[str]:
+    return frozenset(c.name for c in table.columns if isinstance(c.type, crypto.EncryptedText))
 
 
 @lru_cache(maxsize=64)

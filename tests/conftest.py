@@ -28,13 +28,20 @@ from app.db import create_engine
 from app.main import create_app
 from app.settings import Settings
 from providers.fake import ScriptedSender
+from routing import crypto
 from routing.clock import FakeClock
+from routing.crypto import KeyRing
 from routing.models import Base
 from routing.report.models import Report
+from tests import keys
 from tests.harness import Harness
 from tests.unlocked import audit_unlocked
 
 TEST_DATABASE_URL = os.environ.get("SOS_TEST_DATABASE_URL")
+# Personal data is encrypted with the suite's fixed keys; tests that build no container (and so
+# install no key ring) get the same ring here.
+keys.use()
+crypto.install(KeyRing.parse(keys.DATA_KEYS, keys.LOOKUP_KEY))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

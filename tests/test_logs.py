@@ -109,7 +109,7 @@ class TestRedaction:
     @pytest.mark.parametrize(
         ("said", "written"),
         [
-            (f"calling {PHONE} now", "calling +31*******78 now"),
+            (f"calling {PHONE} now", "calling +*********78 now"),
             ("callback 06 12345678", "callback ********78"),
             ("callback 06-1234 5678.", "callback ********78."),
             ("GET /ack/Zx9_-abcdefghijklmnop HTTP/1.1", "GET /ack/[redacted] HTTP/1.1"),
@@ -123,7 +123,7 @@ class TestRedaction:
             ),
             ("sent Bearer abc.def", "sent Bearer [redacted]"),
             (f"token {TOKEN} created", "token sos_[redacted] created"),
-            ("the number %2B31612345678 in a URL", "the number +31*******78 in a URL"),
+            ("the number %2B31612345678 in a URL", "the number +*********78 in a URL"),
         ],
     )
     def test_phone_numbers_and_secrets_are_masked(self, said: str, written: str) -> None:
@@ -151,7 +151,7 @@ class TestRedaction:
         out = emit("json", "unhandled error", exc=raised(error), to=PHONE)
 
         entry = json.loads(out)
-        assert entry["to"] == "+31*******78"
+        assert entry["to"] == "+*********78"
         assert "[parameters: [redacted]]" in entry["exc"]
         assert find_leaks(out, ["my savings went to Lisbon"]) == []
 

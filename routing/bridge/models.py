@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from routing.crypto import EncryptedText
 from routing.db import Base, BigIntId, UTCDateTime
 
 
@@ -21,7 +22,7 @@ class BridgeCall(Base):
     report_id: Mapped[str] = mapped_column(ForeignKey("reports.id"))
     leg: Mapped[str] = mapped_column(String(16))
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
-    to_number: Mapped[str] = mapped_column(String(32))
+    to_number: Mapped[str] = mapped_column(EncryptedText())
     state: Mapped[str] = mapped_column(String(16))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

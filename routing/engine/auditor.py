@@ -32,16 +32,15 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, func, literal, or_, select, text
+from sqlalchemy import ColumnElement, ScalarSelect, and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from routing.chain import planner
-from routing.db import UTCDateTime
 from routing.engine import repair
-from routing.engine.models import Heartbeat
+from routing.engine.models import Heartbeat, next_run
 from routing.notify import outbox, texts
 from routing.notify.models import OutboundMessage
 from routing.notify.outbox import Contact
@@ -55,7 +54,6 @@ log = logging.getLogger(__name__)
 NAME = "auditor"
 # The key of the auditor's advisory lock: "sos-audi" as a 64-bit number.
 LOCK_KEY = int.from_bytes(b"sos-audi", "big")
-NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 LOST = "lost_escalations"
 TIMERS = "stuck_timers"
@@ -135,12 +133,7 @@ class Auditor:
         self.batch = batch
 
     def due(self) -> Sequence[ScalarSelect[Any]]:
-        # No row yet (a new database): due at once.
-        return [
-            select(func.coalesce(func.max(Heartbeat.due_at), literal(NEVER, UTCDateTime())))
-            .where(Heartbeat.name == NAME)
-            .scalar_subquery()
-        ]
+        return [next_run(NAME)]
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         async with db.begin() as session:

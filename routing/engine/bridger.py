@@ -25,6 +25,7 @@ from routing.audit import service as audit
 from routing.bridge.models import BridgeCall
 from routing.bridge.service import room_name
 from routing.engine.claim import claim
+from routing.phone import mask_numbers
 from routing.pumping import service as pumping
 from routing.pumping.rules import Policy
 
@@ -123,15 +124,17 @@ class Bridger:
             detail = f"calling the {row.leg} into the conference"
         except TemporaryProviderError as exc:
             retry = row.tries < MAX_TRIES
+            why = mask_numbers(exc.detail)  # a provider's message may name the customer's number
             values = {
                 "state": "pending" if retry else "failed",
-                "error": exc.detail[:200],
+                "error": why[:200],
                 "due_at": now + timedelta(seconds=2 * row.tries),
             }
-            detail = f"call to the {row.leg} delayed: {exc.detail}"
+            detail = f"call to the {row.leg} delayed: {why}"
         except ProviderError as exc:
-            values = {"state": "failed", "error": exc.detail[:200]}
-            detail = f"could not call the {row.leg}: {exc.detail}"
+            why = mask_numbers(exc.detail)
+            values = {"state": "failed", "error": why[:200]}
+            detail = f"could not call the {row.leg}: {why}"
         async with db.begin() as session:
             done = await session.execute(
                 update(BridgeCall)

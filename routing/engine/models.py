@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, ScalarSelect, String, func, literal, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from routing.db import Base, UTCDateTime
+
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Heartbeat(Base):
@@ -27,3 +29,13 @@ class Heartbeat(Base):
     beat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+def next_run(name: str) -> ScalarSelect[Any]:
+    """When the periodic module `name` runs next, for its `due()` (no row yet, as in a new
+    database: at once)."""
+    return (
+        select(func.coalesce(func.max(Heartbeat.due_at), literal(NEVER, UTCDateTime())))
+        .where(Heartbeat.name == name)
+        .scalar_subquery()
+    )

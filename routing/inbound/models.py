@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from routing.crypto import EncryptedText
 from routing.db import Base, UTCDateTime
 
 
@@ -23,7 +24,7 @@ class SosCall(Base):
     __tablename__ = "sos_calls"
 
     call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    from_number: Mapped[str] = mapped_column(String(32))
+    from_number: Mapped[str] = mapped_column(EncryptedText())
     arrived_at: Mapped[datetime] = mapped_column(UTCDateTime())
     language: Mapped[str | None] = mapped_column(String(8))
     report_id: Mapped[str | None] = mapped_column(ForeignKey("reports.id"), index=True)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers.base import Channel
+from routing import crypto
 from routing.audit import service as audit
 from routing.audit.service import EventType
 from routing.bridge import service as bridge
@@ -101,7 +102,9 @@ async def accept_first(
 
 
 async def staff_by_phone(session: AsyncSession, phone: str) -> list[Staff]:
-    return list(await session.scalars(select(Staff).where(Staff.phone == phone)))
+    """The staff members whose phone is `phone` (E.164), found by its keyed hash."""
+    found = select(Staff).where(Staff.phone_hash == crypto.phone_hash(phone))
+    return list(await session.scalars(found))
 
 
 async def staff_sms(
@@ -219,10 +222,13 @@ async def _set_sms_stopped(
 
 
 async def open_report_from(session: AsyncSession, phone: str) -> Report | None:
-    """The customer's open report (not resolved), newest first."""
+    """The customer's open report (not resolved), newest first; `phone` in E.164."""
     return await session.scalar(
         select(Report)
-        .where(Report.callback_phone == phone, Report.status != ReportStatus.RESOLVED)
+        .where(
+            Report.callback_phone_hash == crypto.phone_hash(phone),
+            Report.status != ReportStatus.RESOLVED,
+        )
         .order_by(Report.received_at.desc())
         .limit(1)
     )

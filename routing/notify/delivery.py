@@ -20,6 +20,7 @@ from routing.audit.service import EventType
 from routing.notify import texts
 from routing.notify.models import OutboundMessage
 from routing.notify.outbox import VERIFICATION
+from routing.phone import mask_numbers
 
 MAX_TRIES = 4
 RETRY_BACKOFF_SECONDS = (2, 4, 8)
@@ -71,7 +72,7 @@ def _event(
         at=now,
         type=type_,
         report_id=message.report_id,
-        detail=f"{describe(message)}{what}",
+        detail=mask_numbers(f"{describe(message)}{what}"),  # a provider's message may hold one
         data={"message_id": message.id, "kind": message.kind, "channel": message.channel},
     )
 
@@ -115,7 +116,11 @@ async def record_failure(
         return
     if temporary and message.tries < MAX_TRIES:
         backoff = retry_after or RETRY_BACKOFF_SECONDS[min(message.tries, 3) - 1]
-        message.state, message.lease_until, message.error = "pending", None, detail[:200]
+        message.state, message.lease_until, message.error = (
+            "pending",
+            None,
+            mask_numbers(detail)[:200],
+        )
         message.due_at = now + timedelta(seconds=backoff)
         return
     _fail(session, message, detail, now)
@@ -126,7 +131,12 @@ async def record_unknown(
 ) -> None:
     """The request left and no answer came: the text may have been sent. Never sent again."""
     if not await _fenced(
-        session, message_id, fence, state="unknown", error=detail[:200], lease_until=None
+        session,
+        message_id,
+        fence,
+        state="unknown",
+        error=mask_numbers(detail)[:200],
+        lease_until=None,
     ):
         return
     message = await _load(session, message_id)
@@ -146,7 +156,7 @@ async def record_blocked(
 
 
 def _fail(session: AsyncSession, message: OutboundMessage, detail: str, now: datetime) -> None:
-    message.state, message.error, message.lease_until = "failed", detail[:200], None
+    message.state, message.error, message.lease_until = "failed", mask_numbers(detail)[:200], None
     _settled(message)
     _event(session, message, EventType.MESSAGE_FAILED, f" failed: {detail}", now)
 

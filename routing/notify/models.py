@@ -3,8 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, String, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from routing import crypto
+from routing.crypto import EncryptedText
 from routing.db import Base, BigIntId, UTCDateTime
 
 
@@ -23,9 +25,11 @@ class OutboundMessage(Base):
     staff_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
     kind: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(16))
-    to: Mapped[str] = mapped_column(String(20))
+    # Encrypted (routing/crypto.py); count or find texts to a number by `to_hash`.
+    to: Mapped[str] = mapped_column(EncryptedText())
+    to_hash: Mapped[str | None] = mapped_column(String(64), index=True, info={"lookup_of": "to"})
     language: Mapped[str] = mapped_column(String(8))
-    body: Mapped[str] = mapped_column(String(1600))
+    body: Mapped[str] = mapped_column(EncryptedText())
     state: Mapped[str] = mapped_column(String(16))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -53,6 +57,11 @@ class OutboundMessage(Base):
         Index("ix_outbound_messages_report_id", "report_id"),
     )
 
+    @validates("to")
+    def _hash_to(self, _key: str, to: str) -> str:
+        self.to_hash = crypto.phone_hash(to)
+        return to
+
 
 class PhoneVerification(Base):
     """An open phone check: the SHA-256 of the code sent to the staff member, until confirmed."""
@@ -60,7 +69,7 @@ class PhoneVerification(Base):
     __tablename__ = "phone_verifications"
 
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), primary_key=True)
-    phone: Mapped[str] = mapped_column(String(20))
+    phone: Mapped[str] = mapped_column(EncryptedText())
     code_hash: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

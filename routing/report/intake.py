@@ -48,18 +48,19 @@ async def lock_customer(raw: Raw, keys: Sequence[str]) -> None:
 
 
 async def customer_history(
-    raw: Raw, *, phone: str | None, customer_ref: str | None, handled_since: datetime
+    raw: Raw, *, phone_hash: str | None, customer_ref: str | None, handled_since: datetime
 ) -> tuple[str | None, str | None]:
     """In one query: the customer's open case (the oldest, locked), and who handled their case
-    since `handled_since` (accepted it, or resolved it, since then)."""
-    if phone is None and customer_ref is None:
+    since `handled_since` (accepted it, or resolved it, since then). The phone is matched by its
+    keyed hash (`routing.crypto.phone_hash`): the number itself is stored encrypted."""
+    if phone_hash is None and customer_ref is None:
         return None, None
     rows = await raw.fetch(
         "SELECT id, status, acknowledged_by_id, coalesce(resolved_at, acknowledged_at) "
-        "FROM reports WHERE (callback_phone = $1 OR customer_ref = $2) "
+        "FROM reports WHERE (callback_phone_hash = $1 OR customer_ref = $2) "
         "AND (status <> $3 OR coalesce(resolved_at, acknowledged_at) >= $4) "
         "ORDER BY received_at, id LIMIT 20" + (" FOR UPDATE" if raw.postgres else ""),
-        phone,
+        phone_hash,
         customer_ref,
         str(ReportStatus.RESOLVED),
         handled_since,
@@ -71,7 +72,8 @@ async def customer_history(
 
 
 async def insert_report(raw: Raw, values: dict[str, Any]) -> str:
-    """Insert a report under a fresh unused reference; returns the reference."""
+    """Insert a report under a fresh unused reference; returns the reference. `values` are in
+    plaintext: `Raw.insert` encrypts the phone number and the description."""
     while True:
         reference = new_reference()
         row = {**values, "reference": reference}

@@ -3,9 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from routing import crypto
+from routing.crypto import EncryptedText
 from routing.db import Base, UTCDateTime, new_id
 
 
@@ -19,9 +21,13 @@ class Report(Base):
     category: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(8))
-    callback_phone: Mapped[str] = mapped_column(String(20))
+    # Encrypted (routing/crypto.py); the same customer is found through the keyed hash.
+    callback_phone: Mapped[str] = mapped_column(EncryptedText())
+    callback_phone_hash: Mapped[str | None] = mapped_column(
+        String(64), index=True, info={"lookup_of": "callback_phone"}
+    )
     customer_ref: Mapped[str | None] = mapped_column(String(64))
-    description: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(EncryptedText())
     status: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     deadline_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -43,6 +49,14 @@ class Report(Base):
     previous_helper_id: Mapped[str | None] = mapped_column(ForeignKey("staff.id"))
     # How many customer contacts joined this case (a second report, call or SMS while it is open).
     contacts: Mapped[int] = mapped_column(Integer, default=1)
+    # When the retention job erased the customer's data (phone, description, customer_ref, texts,
+    # calls); the verdict, its times and the timeline stay.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @validates("callback_phone")
+    def _hash_phone(self, _key: str, phone: str) -> str:
+        self.callback_phone_hash = crypto.phone_hash(phone)
+        return phone
 
     def handled_at(self) -> datetime:
         """When a colleague last handled the case: resolved it, else accepted it (it must have
@@ -53,7 +67,13 @@ class Report(Base):
 
     __table_args__ = (
         Index("ix_reports_received_at", "received_at"),
-        Index("ix_reports_callback_phone", "callback_phone"),
+        # What the retention job has still to look at.
+        Index(
+            "ix_reports_unerased",
+            "received_at",
+            postgresql_where=text("erased_at IS NULL"),
+            sqlite_where=text("erased_at IS NULL"),
+        ),
         Index("ix_reports_customer_ref", "customer_ref"),
         Index("ix_reports_acknowledged_by_id", "acknowledged_by_id"),
     )

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
-from routing import escalation
+from routing import crypto, escalation
 from routing.audit import service as audit
 from routing.audit.models import AuditEvent
 from routing.audit.service import EventType
@@ -107,14 +107,16 @@ async def submit(
         _check_callback_time(data.callback_at, now, field="callback_at")
 
     # The same customer: the same real phone number (a withheld caller id matches nobody), or
-    # the same customer_ref.
-    phone = data.callback_phone if data.callback_phone.startswith("+") else None
+    # the same customer_ref. The number is found by its keyed hash (it is stored encrypted).
+    phone_hash = crypto.phone_hash(data.callback_phone)
     await intake.lock_customer(
-        raw,
-        [f"phone:{data.callback_phone}"] + [f"ref:{data.customer_ref}"] * bool(data.customer_ref),
+        raw, [f"phone:{phone_hash}"] + [f"ref:{data.customer_ref}"] * bool(data.customer_ref)
     )
     case_id, previous_helper = await intake.customer_history(
-        raw, phone=phone, customer_ref=data.customer_ref or None, handled_since=now - STICKY
+        raw,
+        phone_hash=phone_hash if data.callback_phone.startswith("+") else None,
+        customer_ref=data.customer_ref or None,
+        handled_since=now - STICKY,
     )
     if case_id is not None:
         case = await get_for_update(session, case_id)
@@ -143,6 +145,7 @@ async def submit(
         "channel": channel,
         "language": str(data.language),
         "callback_phone": data.callback_phone,
+        "callback_phone_hash": phone_hash,
         "customer_ref": data.customer_ref,
         "description": data.description,
         "status": str(ReportStatus.OPEN),
@@ -160,6 +163,7 @@ async def submit(
         "is_exhausted": False,
         "chain": chain,
         "created_by_token_id": token_id,
+        "erased_at": None,
     }
     values["reference"] = await intake.insert_report(raw, values)
     # The row is written: the session takes the object as loaded, with no SELECT (so `values`

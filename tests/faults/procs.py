@@ -25,6 +25,8 @@ from typing import TypeVar
 
 import httpx
 
+from tests import keys
+
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_USER = "postgres"
 T = TypeVar("T")
@@ -245,6 +247,7 @@ class Processes:
             "SOS_SEED_DEMO": "false",
             "SOS_LOG_LEVEL": "INFO",
             "SOS_SECRET_KEY": "fault-injection-suite",
+            **keys.ENV,  # the suite's data keys: its own process reads what these write
             "SOS_PUBLIC_BASE_URL": self.public_url,
             "SOS_TWILIO__ACCOUNT_SID": account_sid(name),
             "SOS_TWILIO__AUTH_TOKEN": self.auth_token,

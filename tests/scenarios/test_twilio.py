@@ -171,7 +171,7 @@ async def test_stop_turns_sms_off_and_paging_goes_on_by_voice(tw: Twilio) -> Non
 
     await tw.fake.expect_call(to=ANNA)  # at once: the SMS step cannot reach her
     async with tw.h.container.db() as session:
-        staff = await session.scalar(select(Staff).where(Staff.phone == ANNA))
+        staff = await session.scalar(select(Staff).where(Staff.name == "Anna"))
         assert staff is not None
         assert staff.sms_stopped_at is not None
         notice = await session.scalar(
