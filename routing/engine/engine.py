@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ScalarSelect, Select, select
+from sqlalchemy import ScalarSelect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from routing.clock import Clock
@@ -92,7 +92,6 @@ class Engine:
         # Tells the engines of other processes that work may be due (set by app/).
         self.announce: Callable[[], None] | None = None
         self.observer: Observer = observer or NO_OBSERVER
-        self._due_query: tuple[int, Select[Any]] | None = None
 
     def trigger(self) -> None:
         """Ask this loop, and the other processes' loops, to look for due work now (cheap,
@@ -131,13 +130,9 @@ class Engine:
 
     async def _due_by_module(self) -> list[datetime | None]:
         """Each module's earliest due row, from the index-backed minimums it declares."""
-        if self._due_query is None or self._due_query[0] != len(self.modules):
-            # Built once: the loop asks after every module run, and building the statement cost
-            # more than running it.
-            columns = [expr for module in self.modules for expr in module.due()]
-            self._due_query = (len(self.modules), select(*columns))
+        columns = [expr for module in self.modules for expr in module.due()]
         async with self.db() as session:
-            values = list((await session.execute(self._due_query[1])).one())
+            values = list((await session.execute(select(*columns))).one())
         due: list[datetime | None] = []
         for module in self.modules:
             mine = [v for v in values[: len(module.due())] if v is not None]
