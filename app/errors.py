@@ -111,15 +111,20 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def _allowed_methods(request: Request) -> str:
     """Every method some route takes at this path. Starlette names only the first route's, and
     `GET /v1/staff` and `POST /v1/staff` are two routes."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:

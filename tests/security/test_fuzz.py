@@ -245,3 +245,17 @@ def test_api_matches_its_description(case: schemathesis.Case, seeded: Service) -
             response = seeded.runner.run(seeded.send(case, token))
             assert response.status_code < 500, f"{who}: {response.status_code} {response.text}"
             case.validate_response(response)
+
+
+DESCRIBED = description()["paths"]
+
+
+@pytest.mark.parametrize("path", sorted(DESCRIBED))
+async def test_a_wrong_method_names_every_method_the_path_takes(h: Harness, path: str) -> None:
+    described = {m.upper() for m in DESCRIBED[path]}
+    wrong = next(m for m in ("PATCH", "PUT", "DELETE", "POST") if m not in described)
+
+    r = await h.client.request(wrong, path.replace("{", "x").replace("}", ""), headers=h.admin)
+
+    assert r.status_code == 405, r.text
+    assert set(r.headers["allow"].split(", ")) - {"HEAD"} == described
