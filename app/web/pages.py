@@ -1,4 +1,7 @@
-"""Server-rendered HTML: Jinja2 with autoescaping, one stylesheet shipped with the project."""
+"""Server-rendered HTML: Jinja2 with autoescaping, one stylesheet shipped with the project.
+
+Every value a page shows is also `guard.plain`: a staff name with a right-to-left override or a
+terminal escape is stored as typed, but shown without them (it cannot reverse the line it is in)."""
 
 from __future__ import annotations
 
@@ -7,12 +10,23 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from routing.guard import plain
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 
+
+def _shown(value: Any) -> Any:
+    """What `{{ value }}` shows: text made plain (markup a template marked safe passes as is)."""
+    return plain(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    finalize=_shown,
 )
 
 SECURITY_HEADERS = {
