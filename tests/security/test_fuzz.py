@@ -8,7 +8,7 @@ runs with a fake clock and the simulated phones as its only provider, so whateve
 the engine page or text goes nowhere. After every request that changed something the engine runs
 until idle, so fuzzed names and texts also pass through routing, paging and the outbound texts.
 
-Bounded for CI (`SOS_FUZZ_EXAMPLES`, default 12 per operation and mode; about a minute per
+Bounded for CI (`SOS_FUZZ_EXAMPLES`, default 12 per operation and mode; one to three minutes per
 database). With `CI` set the run is derandomized: CI fails on a change, not on a rare example
 found by chance. Raise `SOS_FUZZ_EXAMPLES` for a longer hunt.
 """
