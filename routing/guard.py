@@ -1,6 +1,11 @@
 """The outbound-content guard: no text we send (SMS, chat, spoken TwiML) carries an IBAN, a card
 number, an amount of money or a balance. Pure: `scrub` returns the safe text and what it removed,
-the caller records it."""
+the caller records it.
+
+Nor does it carry characters that make it read differently from what it is (`plain`): control
+characters and invisible direction controls are dropped silently (they are no customer data, so
+nothing is recorded). A name put into a text is one line of at most `NAME_LIMIT` characters
+(`one_line`). The database keeps what people typed; only what we show or send is plain."""
 
 from __future__ import annotations
 
@@ -12,6 +17,32 @@ IBAN = "iban"
 CARD = "card_number"
 AMOUNT = "amount"
 BALANCE = "balance"
+
+# Control characters (a bell, a terminal escape, a vertical tab; XML cannot even hold most of
+# them), and invisible format characters that reorder or hide text: bidi embeddings, overrides
+# and isolates (U+202E shows "Anna\u202egnp.exe" as "Annaexe.png"), marks, zero-width spaces,
+# word joiners, the BOM, noncharacters and lone surrogates. Zero-width (non-)joiners stay:
+# emoji and some scripts need them.
+_INVISIBLE = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064"
+    r"\u2066-\u206f\ufeff\ufff9-\ufffb\ufffe\uffff\ud800-\udfff]"
+)
+NAME_LIMIT = 40
+
+
+def plain(text: str) -> str:
+    """`text` without control or invisible format characters; line breaks stay (as `\\n`), a tab
+    is a space."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    return _INVISIBLE.sub("", text)
+
+
+def one_line(value: str, limit: int = NAME_LIMIT) -> str:
+    """A name or other value for inside a text: `plain`, on one line, at most `limit`
+    characters (cut with `…`)."""
+    line = " ".join(plain(value).split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
 
 _REDACTED = {IBAN: "[IBAN]", CARD: "[card]", AMOUNT: "[amount]", BALANCE: "[balance]"}
 
@@ -102,8 +133,10 @@ def _ibans(text: str) -> list[tuple[int, int]]:
 
 
 def scrub(text: str) -> Scrubbed:
-    """`text` with every IBAN, card number (valid Luhn), amount and balance replaced by a marker."""
+    """`text` made `plain`, with every IBAN, card number (valid Luhn), amount and balance replaced
+    by a marker."""
     found: list[str] = []
+    text = plain(text)
 
     for start, end in reversed(_ibans(text)):
         text = text[:start] + _REDACTED[IBAN] + text[end:]

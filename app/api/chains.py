@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api.responses import API, BODY
 from app.deps import Admin, DbDep, NowDep
 from routing.chain import service as chain_service
 from routing.chain.schemas import ChainCreate, ChainRead
 
-router = APIRouter(prefix="/v1/chains", tags=["chains"])
+router = APIRouter(prefix="/v1/chains", tags=["chains"], responses=API)
 
 
-@router.post("", status_code=201, response_model=ChainRead)
+@router.post("", status_code=201, response_model=ChainRead, responses=BODY)
 async def create_chain(body: ChainCreate, admin: Admin, db: DbDep, now: NowDep) -> ChainRead:
     async with db.begin() as session:
         chain = await chain_service.create(session, data=body, now=now, actor=admin.token_id)

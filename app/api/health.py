@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 from sqlalchemy import text
 
+from app.api.responses import RETRY_AFTER
 from app.container import Container
 from app.deps import ContainerDep
 from providers.base import Channel
@@ -47,12 +49,29 @@ class Check:
         return {"ok": self.ok, "detail": self.detail, **self.data}
 
 
+class ReadyzRead(BaseModel):
+    status: Literal["ok", "unavailable"]
+    failed: list[str]
+    checks: dict[str, dict[str, Any]]
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={
+        200: {"model": ReadyzRead, "description": "ready"},
+        503: {
+            "model": ReadyzRead,
+            "description": "not ready: `failed` names the checks",
+            "headers": RETRY_AFTER,
+        },
+    },
+)
 async def readyz(request: Request, container: ContainerDep) -> JSONResponse:
     checks = {
         "database": await _database(container),
@@ -70,7 +89,11 @@ async def readyz(request: Request, container: ContainerDep) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
 async def metrics(container: ContainerDep) -> Response:
     return Response(await container.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from app.api.responses import RETRY_AFTER, ErrorBody
 from app.deps import ContainerDep
 from routing.engine import auditor
 
@@ -50,7 +51,13 @@ def _age(at: datetime | None, now: datetime) -> float | None:
     "/heartbeat",
     response_model=HeartbeatRead,
     status_code=200,
-    responses={503: {"model": HeartbeatRead, "description": "the auditor's beat is stale"}},
+    responses={
+        503: {
+            "model": HeartbeatRead | ErrorBody,
+            "description": "the auditor's beat is stale, or the database does not answer",
+            "headers": RETRY_AFTER,
+        }
+    },
 )
 async def read_heartbeat(container: ContainerDep) -> HeartbeatRead | JSONResponse:
     """200 while the auditor beats; 503 when its last beat is older than three intervals (or it

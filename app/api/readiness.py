@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api.responses import API
 from app.deps import DbDep, NowDep, StaffOrAdmin
 from routing import readiness
 
-router = APIRouter(prefix="/v1/readiness", tags=["readiness"])
+router = APIRouter(prefix="/v1/readiness", tags=["readiness"], responses=API)
 
 
 @router.get("", response_model=readiness.Readiness)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 from pydantic import StringConstraints
 
+from app.api.responses import API, BODY, errors
 from app.container import public_url
 from app.deps import AppClient, ContainerDep, DbDep, NowDep, Reader, Staff
-from app.errors import error_body
 from app.limits import Limits
 from routing.errors import Forbidden, NotFound
 from routing.report import service as report_service
@@ -18,7 +18,7 @@ from routing.report.schemas import CallbackRequest, ReportCreate, ReportRead
 from routing.report.service import Intake
 from routing.types import Role
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
+router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=API)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -26,32 +26,14 @@ IdempotencyKey = Annotated[
     StringConstraints(min_length=1, max_length=255, strip_whitespace=True),
 ]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {
-        "description": "no or invalid token",
-        "content": {
-            "application/json": {
-                "example": error_body("unauthorized", "a bearer token is required")
-            }
-        },
-    },
-    403: {"description": "the token's role may not do this"},
-    404: {"description": "no such report (or not yours)"},
-    422: {"description": "invalid field, named in `error.field`"},
-}
-LIMITED: dict[int | str, dict[str, Any]] = {
-    413: {"description": "the body is too large"},
-    429: {"description": "too many requests (`Retry-After` says when to try again)"},
-}
-
 
 @router.post(
     "",
     status_code=201,
     response_model=ReportRead,
     responses={
-        **ERRORS,
-        **LIMITED,
+        **BODY,
+        **errors(409),
         200: {
             "description": "not a new report: an Idempotency-Key replay "
             "(`Idempotent-Replayed: true`), or the customer's open case this contact joined "
@@ -100,7 +82,7 @@ async def create_report(
     return view
 
 
-@router.get("/{report_id}", response_model=ReportRead, responses=ERRORS)
+@router.get("/{report_id}", response_model=ReportRead, responses=errors(404, 422))
 async def read_report(report_id: str, reader: Reader, db: DbDep) -> ReportRead:
     async with db() as session:
         report = await report_service.get(session, report_id)
@@ -118,7 +100,7 @@ def _staff_id(staff: Staff) -> str:
 @router.post(
     "/{report_id}/ack",
     response_model=ReportRead,
-    responses={**ERRORS, 409: {"description": "already acknowledged by someone else (named)"}},
+    responses=errors(404, 409, 422),
 )
 async def acknowledge_report(
     report_id: str, staff: Staff, container: ContainerDep, db: DbDep, now: NowDep
@@ -136,7 +118,7 @@ async def acknowledge_report(
 @router.post(
     "/{report_id}/callback",
     response_model=ReportRead,
-    responses={**ERRORS, 409: {"description": "already accepted (named) or resolved"}},
+    responses={**errors(404, 409), **BODY},
 )
 async def request_callback(
     report_id: str,
@@ -167,7 +149,7 @@ async def request_callback(
     return view
 
 
-@router.post("/{report_id}/resolve", response_model=ReportRead, responses=ERRORS)
+@router.post("/{report_id}/resolve", response_model=ReportRead, responses=errors(404, 409, 422))
 async def resolve_report(report_id: str, staff: Staff, db: DbDep, now: NowDep) -> ReportRead:
     async with db.begin() as session:
         report = await report_service.resolve(

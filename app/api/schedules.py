@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
 
+from app.api.responses import API, BODY, errors
 from app.deps import Admin, ContainerDep, DbDep, NowDep, StaffOrAdmin
 from routing.errors import ValidationFailed
 from routing.rota import service as rota_service
@@ -20,13 +21,15 @@ from routing.rota.schemas import (
 )
 from routing.staff.schemas import StaffRef
 
-router = APIRouter(tags=["schedules"])
+router = APIRouter(tags=["schedules"], responses=API)
 
 # `+02:00` in a query string arrives as ` 02:00` when the client did not encode the `+`.
 _UNENCODED_PLUS = re.compile(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
 
 
-@router.post("/v1/schedules", status_code=201, response_model=ScheduleRead)
+@router.post(
+    "/v1/schedules", status_code=201, response_model=ScheduleRead, responses={**errors(409), **BODY}
+)
 async def create_schedule(
     body: ScheduleCreate, admin: Admin, container: ContainerDep, db: DbDep, now: NowDep
 ) -> ScheduleRead:
@@ -47,13 +50,17 @@ async def list_schedules(_: StaffOrAdmin, db: DbDep) -> list[ScheduleRead]:
         return [ScheduleRead.model_validate(s) for s in await rota_service.list_all(session)]
 
 
-@router.get("/v1/schedules/{schedule_id}", response_model=ScheduleRead)
+@router.get("/v1/schedules/{schedule_id}", response_model=ScheduleRead, responses=errors(404, 422))
 async def read_schedule(schedule_id: str, _: StaffOrAdmin, db: DbDep) -> ScheduleRead:
     async with db() as session:
         return ScheduleRead.model_validate(await rota_service.get(session, schedule_id))
 
 
-@router.put("/v1/schedules/{schedule_id}", response_model=ScheduleRead)
+@router.put(
+    "/v1/schedules/{schedule_id}",
+    response_model=ScheduleRead,
+    responses={**errors(404, 409), **BODY},
+)
 async def replace_schedule(
     schedule_id: str,
     body: ScheduleCreate,
@@ -74,14 +81,24 @@ async def replace_schedule(
         return ScheduleRead.model_validate(schedule)
 
 
-@router.delete("/v1/schedules/{schedule_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/v1/schedules/{schedule_id}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(404, 409, 422),
+)
 async def delete_schedule(schedule_id: str, admin: Admin, db: DbDep, now: NowDep) -> Response:
     async with db.begin() as session:
         await rota_service.delete(session, schedule_id=schedule_id, now=now, actor=admin.token_id)
     return Response(status_code=204)
 
 
-@router.post("/v1/schedules/{schedule_id}/overrides", status_code=201, response_model=OverrideRead)
+@router.post(
+    "/v1/schedules/{schedule_id}/overrides",
+    status_code=201,
+    response_model=OverrideRead,
+    responses={**errors(404), **BODY},
+)
 async def create_override(
     schedule_id: str, body: OverrideCreate, admin: Admin, db: DbDep, now: NowDep
 ) -> OverrideRead:
@@ -92,7 +109,11 @@ async def create_override(
         return OverrideRead.model_validate(override)
 
 
-@router.get("/v1/schedules/{schedule_id}/overrides", response_model=list[OverrideRead])
+@router.get(
+    "/v1/schedules/{schedule_id}/overrides",
+    response_model=list[OverrideRead],
+    responses=errors(404, 422),
+)
 async def list_overrides(
     schedule_id: str, _: StaffOrAdmin, db: DbDep, now: NowDep
 ) -> list[OverrideRead]:
@@ -106,6 +127,7 @@ async def list_overrides(
     "/v1/schedules/{schedule_id}/overrides/{override_id}",
     status_code=204,
     response_class=Response,
+    responses=errors(404, 422),
 )
 async def delete_override(
     schedule_id: str, override_id: str, admin: Admin, db: DbDep, now: NowDep
@@ -121,7 +143,7 @@ async def delete_override(
     return Response(status_code=204)
 
 
-@router.get("/v1/oncall", response_model=OnCallRead)
+@router.get("/v1/oncall", response_model=OnCallRead, responses=errors(404, 422))
 async def read_oncall(
     _: StaffOrAdmin,
     db: DbDep,

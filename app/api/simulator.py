@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from app.api.responses import API, errors
 from app.deps import ContainerDep, DbDep, NowDep, StaffOrAdmin
 from providers.base import DeliveryState, DeliveryUpdate
 from routing.errors import NotFound
@@ -22,7 +23,7 @@ from routing.report.models import Report
 from routing.report.schemas import ReportRead
 from routing.staff.models import Staff
 
-router = APIRouter(prefix="/v1/simulator", tags=["simulator"])
+router = APIRouter(prefix="/v1/simulator", tags=["simulator"], responses=API)
 
 PageIdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -51,7 +52,7 @@ def _require_simulator(container: ContainerDep) -> None:
         raise NotFound("the simulated phones are not in use")
 
 
-@router.get("/pages", response_model=list[SimulatedPage])
+@router.get("/pages", response_model=list[SimulatedPage], responses=errors(404, 422))
 async def list_simulated_pages(
     _: StaffOrAdmin,
     container: ContainerDep,
@@ -86,7 +87,7 @@ async def list_simulated_pages(
     ]
 
 
-@router.get("/texts", response_model=list[SimulatedText])
+@router.get("/texts", response_model=list[SimulatedText], responses=errors(404, 422))
 async def list_simulated_texts(
     _: StaffOrAdmin,
     container: ContainerDep,
@@ -102,7 +103,7 @@ async def list_simulated_texts(
     ]
 
 
-@router.post("/pages/{page_id}/accept", response_model=ReportRead)
+@router.post("/pages/{page_id}/accept", response_model=ReportRead, responses=errors(404, 409, 422))
 async def accept_simulated_page(
     page_id: PageIdPath, _: StaffOrAdmin, container: ContainerDep, db: DbDep, now: NowDep
 ) -> ReportRead:
@@ -124,7 +125,7 @@ async def accept_simulated_page(
     return view
 
 
-@router.post("/pages/{page_id}/miss", response_model=ReportRead)
+@router.post("/pages/{page_id}/miss", response_model=ReportRead, responses=errors(404, 422))
 async def miss_simulated_page(
     page_id: PageIdPath, _: StaffOrAdmin, container: ContainerDep, db: DbDep, now: NowDep
 ) -> ReportRead:

@@ -5,21 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime
 
+from app.api.responses import API, errors
 from app.deps import DbDep, StaffOrAdmin
 from routing import sla
 from routing.errors import ValidationFailed
+from routing.schemas import Instant
 
-router = APIRouter(prefix="/v1/sla", tags=["sla"])
+router = APIRouter(prefix="/v1/sla", tags=["sla"], responses=API)
 
 
-@router.get("", response_model=sla.SlaSummary)
+@router.get("", response_model=sla.SlaSummary, responses=errors(422))
 async def read_sla(
     _: StaffOrAdmin,
     db: DbDep,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> sla.SlaSummary:
     """Reports received in [since, until): met, missed, open, and time to accept."""
     since, until = _utc(since, "since"), _utc(until, "until")

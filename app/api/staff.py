@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path
 
+from app.api.responses import API, BODY, errors
 from app.deps import Admin, ContainerDep, DbDep, NowDep, StaffOrAdmin
 from routing.auth.service import Principal
 from routing.errors import Forbidden, ValidationFailed
@@ -15,12 +16,12 @@ from routing.staff import service as staff_service
 from routing.staff.schemas import StaffCreate, StaffRead
 from routing.types import Role
 
-router = APIRouter(prefix="/v1/staff", tags=["staff"])
+router = APIRouter(prefix="/v1/staff", tags=["staff"], responses=API)
 
 StaffIdPath = Annotated[str, Path(max_length=36)]
 
 
-@router.post("", status_code=201, response_model=StaffRead)
+@router.post("", status_code=201, response_model=StaffRead, responses=BODY)
 async def create_staff(body: StaffCreate, admin: Admin, db: DbDep, now: NowDep) -> StaffRead:
     async with db.begin() as session:
         staff = await staff_service.create(session, data=body, now=now, actor=admin.token_id)
@@ -42,7 +43,12 @@ def _may_verify(principal: Principal, staff_id: str) -> None:
     raise Forbidden("only an admin or the staff member themself can verify this phone")
 
 
-@router.post("/{staff_id}/verification", status_code=202, response_model=VerificationStarted)
+@router.post(
+    "/{staff_id}/verification",
+    status_code=202,
+    response_model=VerificationStarted,
+    responses={**errors(404), **BODY},
+)
 async def start_phone_verification(
     staff_id: StaffIdPath,
     principal: StaffOrAdmin,
@@ -65,7 +71,12 @@ async def start_phone_verification(
     return started
 
 
-@router.post("/{staff_id}/verification/confirm", status_code=200, response_model=StaffRead)
+@router.post(
+    "/{staff_id}/verification/confirm",
+    status_code=200,
+    response_model=StaffRead,
+    responses={**errors(404), **BODY},
+)
 async def confirm_phone_verification(
     staff_id: StaffIdPath,
     body: VerificationConfirm,

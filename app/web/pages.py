@@ -1,6 +1,9 @@
 """Server-rendered HTML: Jinja2 with autoescaping, one stylesheet and small scripts shipped with
 the project, and what guards every page: the security headers (`SecurityHeaders`, on every HTML
-response of the app) and the double-submit CSRF check of the forms that have no session yet."""
+response of the app) and the double-submit CSRF check of the forms that have no session yet.
+
+Every value a page shows is also `guard.plain`: a staff name with a right-to-left override or a
+terminal escape is stored as typed, but shown without them (it cannot reverse the line it is in)."""
 
 from __future__ import annotations
 
@@ -14,16 +17,26 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.settings import Settings
+from routing.guard import plain
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 
+
+def _shown(value: Any) -> Any:
+    """What `{{ value }}` shows: text made plain (markup a template marked safe passes as is)."""
+    return plain(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 templates = Environment(
-    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    finalize=_shown,
 )
 
 SECURITY_HEADERS = {

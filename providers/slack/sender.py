@@ -5,7 +5,9 @@ The message says only the kind of emergency and the report's reference, never cu
 when it was posted to a shared channel; `action_id` is `ACCEPT_ACTION`. After an accept the
 message is replaced by one without the button (`show_accepted`), so nobody clicks it again.
 Every text passes the content guard `app/` hands in (a last line of defence: no IBAN, card
-number, amount or balance reaches the chat).
+number, amount or balance reaches the chat), and is escaped for mrkdwn wherever Slack reads it,
+the notification text included: a staff member named `<!channel>` notifies nobody. A section
+holds at most 3000 characters.
 """
 
 from __future__ import annotations
@@ -26,9 +28,17 @@ def external_id(channel: str, ts: str) -> str:
     return f"{channel}:{ts}"
 
 
+SECTION_MAX = 3000
+
+
 def _escape(text: str) -> str:
     """Slack's mrkdwn escaping: only `&`, `<` and `>` are special."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _line(text: str) -> str:
+    """A name or reply on one line, escaped: it cannot fake a second line or mention anyone."""
+    return _escape(" ".join(text.split()))
 
 
 def summary(*, category: str, reference: str) -> str:
@@ -38,6 +48,8 @@ def summary(*, category: str, reference: str) -> str:
 
 
 def _section(text: str) -> dict[str, Any]:
+    if len(text) > SECTION_MAX:
+        text = text[: SECTION_MAX - 1] + "…"
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
@@ -61,7 +73,8 @@ def page_blocks(page: OutboundPage) -> list[dict[str, Any]]:
 
 
 def accepted_text(holder_name: str) -> str:
-    return f"Accepted by {holder_name}"
+    """The notification text of an accepted page (mrkdwn, escaped)."""
+    return f"Accepted by {_line(holder_name)}"
 
 
 def accepted_blocks(*, category: str, reference: str, holder_name: str) -> list[dict[str, Any]]:
@@ -72,7 +85,7 @@ def accepted_blocks(*, category: str, reference: str, holder_name: str) -> list[
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": f":white_check_mark: {_escape(accepted_text(holder_name))}",
+                    "text": f":white_check_mark: {accepted_text(holder_name)}",
                 }
             ],
         },
@@ -103,7 +116,7 @@ class SlackChat:
             reference=self._safe(page.reference, where),
         )
         posted = await self.client.post_message(
-            channel=page.to, text=safe.text, blocks=page_blocks(safe)
+            channel=page.to, text=_escape(safe.text), blocks=page_blocks(safe)
         )
         return SendResult(PROVIDER, external_id(posted.channel, posted.ts))
 
@@ -112,7 +125,7 @@ class SlackChat:
         button, nothing to accept."""
         safe = self._safe(text.body, f"chat text {text.message_id}")
         posted = await self.client.post_message(
-            channel=text.to, text=safe, blocks=[_section(_escape(safe))]
+            channel=text.to, text=_escape(safe), blocks=[_section(_escape(safe))]
         )
         return SendResult(PROVIDER, external_id(posted.channel, posted.ts))
 
@@ -131,7 +144,7 @@ class SlackChat:
     async def tell(self, *, channel: str, user: str, text: str) -> None:
         """A reply only the clicking `user` sees (a late clicker, someone not on the rota)."""
         await self.client.post_ephemeral(
-            channel=channel, user=user, text=self._safe(text, "a chat reply")
+            channel=channel, user=user, text=_line(self._safe(text, "a chat reply"))
         )
 
 

@@ -25,6 +25,7 @@ from providers.base import (
 )
 from providers.twilio import twiml
 from providers.twilio.client import TwilioClient
+from providers.twilio.twiml import MESSAGE_MAX
 from providers.twilio.webhooks import call_state, message_state
 
 PROVIDER = "twilio"
@@ -109,7 +110,7 @@ class TwilioSms:
         config = self.client.config
         sid = await self.client.create_message(
             to=page.to,
-            body=screen(self.guard, page.text, where=f"SMS page {page.page_id}"),
+            body=screen(self.guard, page.text, where=f"SMS page {page.page_id}")[:MESSAGE_MAX],
             status_callback=config.url(page_path(page.page_id, "sms-status")),
             validity_seconds=config.sms_validity_seconds,
         )
@@ -119,7 +120,7 @@ class TwilioSms:
         config = self.client.config
         sid = await self.client.create_message(
             to=text.to,
-            body=screen(self.guard, text.body, where=f"SMS text {text.message_id}"),
+            body=screen(self.guard, text.body, where=f"SMS text {text.message_id}")[:MESSAGE_MAX],
             status_callback=config.url(text_status_path(text.message_id)),
             validity_seconds=config.sms_validity_seconds,
         )

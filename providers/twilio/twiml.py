@@ -1,15 +1,35 @@
-"""TwiML documents, built with the `twilio` package so every piece of text is escaped."""
+"""TwiML documents, built with the `twilio` package so every piece of text is escaped.
+
+Escaping is not enough for XML: a text also loses the characters XML 1.0 cannot hold (most
+control characters; a document with one is no TwiML at all), and is cut to what Twilio takes:
+3000 bytes of UTF-8 in a `<Say>` (the smallest of its text-to-speech limits), 1600 characters in
+a `<Message>` (and in an SMS sent by the REST API).
+"""
 
 from __future__ import annotations
 
+import re
+
 from twilio.twiml.messaging_response import MessagingResponse
-from twilio.twiml.voice_response import VoiceResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
 
 VOICES = {"nl": "nl-NL", "en": "en-GB"}
+SAY_MAX_BYTES = 3000
+MESSAGE_MAX = 1600
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
-def _say(response: VoiceResponse, text: str, language: str) -> None:
-    response.say(text, language=VOICES.get(language, "nl-NL"))
+def xml_text(text: str, max_bytes: int | None = None) -> str:
+    """`text` as XML can hold it, cut (at a character) to `max_bytes` of UTF-8 with `…`."""
+    text = _NOT_XML.sub("", text)
+    if max_bytes is None or len(text.encode()) <= max_bytes:
+        return text
+    cut = text.encode()[: max_bytes - len("…".encode())].decode(errors="ignore")
+    return cut + "…"
+
+
+def _say(response: VoiceResponse | Gather, text: str, language: str) -> None:
+    response.say(xml_text(text, SAY_MAX_BYTES), language=VOICES.get(language, "nl-NL"))
 
 
 def ask_for_keypress(*, prompt: str, language: str, action_url: str) -> str:
@@ -18,9 +38,9 @@ def ask_for_keypress(*, prompt: str, language: str, action_url: str) -> str:
     gather = response.gather(
         input="dtmf", num_digits=1, timeout=8, action=action_url, action_on_empty_result=True
     )
-    gather.say(prompt, language=VOICES.get(language, "nl-NL"))
+    _say(gather, prompt, language)
     gather.pause(length=1)
-    gather.say(prompt, language=VOICES.get(language, "nl-NL"))
+    _say(gather, prompt, language)
     return str(response)
 
 
@@ -57,7 +77,7 @@ def say_and_hang_up(*, text: str, language: str) -> str:
 def sms_reply(text: str | None) -> str:
     response = MessagingResponse()
     if text:
-        response.message(text)
+        response.message(xml_text(text)[:MESSAGE_MAX])
     return str(response)
 
 
@@ -67,7 +87,7 @@ def menu(*, prompt: str, language: str, action_url: str) -> str:
     gather = response.gather(
         input="dtmf", num_digits=1, timeout=6, action=action_url, action_on_empty_result=True
     )
-    gather.say(prompt, language=VOICES.get(language, "nl-NL"))
+    _say(gather, prompt, language)
     return str(response)
 
 

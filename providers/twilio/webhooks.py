@@ -52,7 +52,7 @@ def inbound_sms(form: Mapping[str, str]) -> InboundSms:
         message_sid=form.get("MessageSid", "")[:64],
         from_=form.get("From", "")[:32],
         to=form.get("To", "")[:32],
-        body=form.get("Body", "")[:1600],
+        body=form.get("Body", "").replace("\x00", "")[:1600],  # a database text holds no NUL
     )
 
 

@@ -41,7 +41,8 @@ BRIDGE_STATUS = {
 
 def text(payload: Mapping[str, Any], key: str, limit: int = 64) -> str:
     value = payload.get(key)
-    return value[:limit] if isinstance(value, str) else ""
+    # A database text holds no NUL: a crafted SMS must not turn into a 500.
+    return value.replace("\x00", "")[:limit] if isinstance(value, str) else ""
 
 
 def call_state(status: str) -> tuple[DeliveryState | None, str]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from routing.guard import one_line
 from routing.report.status import first_name
 
 DEFAULT = "nl"
@@ -162,7 +163,7 @@ def accepted(*, language: str, reference: str, staff_name: str, category: str) -
     lang = language_of(language)
     return ACCEPTED[lang].format(
         reference=reference,
-        name=first_name(staff_name),
+        name=one_line(first_name(staff_name)),
         team=team(language=lang, category=category),
     )
 

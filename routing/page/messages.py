@@ -1,7 +1,10 @@
 """What a paged staff member reads or hears, per language. Never the customer's data: only the kind
-of emergency, its reference and how to accept."""
+of emergency, its reference and how to accept. A value put into a text (a colleague's name) is
+one plain line (`guard.one_line`)."""
 
 from __future__ import annotations
+
+from routing.guard import one_line
 
 CATEGORY_NAMES = {
     "nl": {
@@ -101,4 +104,4 @@ def voice_prompt(*, language: str, category: str, reference: str) -> str:
 
 
 def text(table: dict[str, str], language: str, **values: str) -> str:
-    return table[_lang(language)].format(**values)
+    return table[_lang(language)].format(**{k: one_line(v) for k, v in values.items()})

@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from routing.schemas import Phone, StrictModel, Text
+from routing.schemas import Instant, Phone, StrictModel, Text
 from routing.staff.schemas import StaffRef
 from routing.types import Category, Language
 
@@ -20,11 +20,11 @@ class ReportCreate(StrictModel):
     channel: Literal["app", "web"] = "app"
     # The customer would rather be called at this time (within 7 days): paging starts then and
     # the promise counts from then.
-    callback_at: AwareDatetime | None = None
+    callback_at: Instant | None = None
 
 
 class CallbackRequest(StrictModel):
-    at: AwareDatetime = Field(description="when the customer wants to be called (within 7 days)")
+    at: Instant = Field(description="when the customer wants to be called (within 7 days)")
 
 
 class Sla(BaseModel):

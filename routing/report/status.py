@@ -17,6 +17,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing.guard import one_line
 from routing.report.models import Report, StatusToken
 from routing.sql import Raw
 from routing.staff.models import Staff
@@ -100,7 +101,7 @@ async def customer_view(session: AsyncSession, report: Report, *, now: datetime)
     helper = None
     if report.acknowledged_by_id is not None:
         staff = await session.get(Staff, report.acknowledged_by_id)
-        helper = first_name(staff.name) if staff is not None else None
+        helper = one_line(first_name(staff.name)) if staff is not None else None
     return CustomerView(
         reference=report.reference,
         state=state_of(report, now),

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -20,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 
-from routing.schemas import StrictModel, Text
+from routing.schemas import Instant, StrictModel, Text
 from routing.staff.schemas import StaffRef
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -118,7 +117,7 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("outside the supported dates") from None
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[Instant, AfterValidator(_utc)]
 
 
 class OverrideCreate(StrictModel):

@@ -203,7 +203,7 @@ async def test_a_stale_or_forged_click_is_refused_and_changes_nothing(sl: Slack)
     assert [stale.status_code, future.status_code, forged.status_code] == [403, 403, 403]
     assert "too old" in stale.json()["error"]["message"]
     assert forged.json()["error"]["code"] == "forbidden"
-    assert unsigned.status_code == 401
+    assert unsigned.status_code == 403
     assert (await sl.h.get(str(report["id"])))["acknowledged_at"] is None
     assert await sl.h.count(AuditEvent, AuditEvent.type == "acknowledged") == 0
     assert has_button(message)  # no update, no ephemeral line (the fake would fail)

@@ -1,8 +1,8 @@
 """Slack interactivity: `POST /webhooks/slack/interactive`, where chat pages' Accept clicks arrive.
 
 - The signature is checked first, over the raw body, with `SOS_SLACK__SIGNING_SECRET` and the
-  container clock (`X-Slack-Request-Timestamp` within 300 s): 401 without the headers, 403 when
-  wrong or stale, and nothing changes. 404 while Slack is not configured.
+  container clock (`X-Slack-Request-Timestamp` within 300 s): 403 when missing, wrong or stale
+  (as for Twilio and Vonage), and nothing changes. 404 while Slack is not configured.
 - A click counts once (its user and `action_ts` are recorded in the same transaction as the accept):
   a redelivered or replayed request changes nothing.
 - The clicker is the staff member with that chat id. They accept for themselves, also on a page
@@ -71,7 +71,7 @@ async def signed_body(request: Request, container: ContainerDep, _: Chat) -> byt
     timestamp = request.headers.get("x-slack-request-timestamp", "")
     given = request.headers.get("x-slack-signature", "")
     if not timestamp or not given:
-        raise HTTPException(401, "the Slack signature or timestamp is missing")
+        raise HTTPException(403, "the Slack signature or timestamp is missing")
     problem = signature.problem(
         secret=container.settings.slack.signing_secret.get_secret_value(),
         timestamp=timestamp,

@@ -7,6 +7,10 @@ otherwise 403 before anything changes. Handlers record what happened and answer 
 engine does the rest. Replays change nothing: call and delivery states only move forward, an
 inbound SMS is handled once per `message_uuid`, a second acceptance finds the report taken.
 
+Vonage's token covers the body, not the URL: a signed body posted to another row's URL must not
+act there. Status webhooks name their call or message, and one about another is ignored; a
+keypress or a bridge call event about a call other than the row's is refused (403).
+
 What these handlers decide is the same as for Twilio (`app/api/webhooks/twilio.py`): only a
 keypress of 1 is a human, voicemail never is, and a status webhook about a page tells the
 failover breaker that its provider is still reporting (`Container.receipt`). An SMS reply to
@@ -44,6 +48,7 @@ from providers.vonage.webhooks import (
     text,
 )
 from routing.bridge import service as bridge
+from routing.bridge.models import BridgeCall
 from routing.errors import ValidationFailed
 from routing.inbound import service as inbound
 from routing.notify import delivery, outbox
@@ -157,6 +162,8 @@ async def page_call_keypress(
         if context is None:
             return answer(GOODBYE)
         staff, report = context
+        if _another_call(await session.get(Page, page_id), payload):
+            raise HTTPException(403, "this keypress is about another call")
         language = messages.staff_language(staff.languages)
         if digits(payload) != "1":
             no_key = _spoken(session, messages.text(messages.VOICE_NO_KEY, language), report, now)
@@ -322,7 +329,14 @@ async def _text_status(
 async def bridge_call_event(call_id: RowId, payload: Payload, db: DbDep, now: NowDep) -> Response:
     """How a bridge call went: a customer who does not pick up is on the timeline."""
     status = BRIDGE_STATUS.get(text(payload, "status"))
-    if status is not None:
-        async with db.begin() as session:
+    async with db.begin() as session:
+        if _another_call(await session.get(BridgeCall, call_id), payload):
+            raise HTTPException(403, "this event is about another call")
+        if status is not None:
             await bridge.call_status(session, call_id=call_id, status=status, now=now)
     return no_content()
+
+
+def _another_call(row: Page | BridgeCall | None, payload: dict[str, Any]) -> bool:
+    """Whether the call this webhook names (`uuid`) is not the one placed for `row`."""
+    return row is not None and row.external_id not in (None, text(payload, "uuid"))
