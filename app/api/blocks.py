@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from app.api.responses import API, errors
 from app.deps import Admin, DbDep, NowDep
 from routing.pumping import service as pumping
 from routing.pumping.schemas import BlockRead, BlocksRead, BreakerRead
 
-router = APIRouter(prefix="/v1/admin/blocks", tags=["admin"])
+router = APIRouter(prefix="/v1/admin/blocks", tags=["admin"], responses=API)
 
 BreakerId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -27,7 +28,7 @@ async def list_blocks(_: Admin, db: DbDep, now: NowDep) -> BlocksRead:
         )
 
 
-@router.post("/breakers/{breaker_id}/reset", response_model=BreakerRead)
+@router.post("/breakers/{breaker_id}/reset", response_model=BreakerRead, responses=errors(404, 422))
 async def reset_breaker(breaker_id: BreakerId, admin: Admin, db: DbDep, now: NowDep) -> BreakerRead:
     """Customer texts and calls in the breaker's scope may go out again at once."""
     async with db.begin() as session:
