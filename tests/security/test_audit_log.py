@@ -27,6 +27,7 @@ from routing.audit.verify import Verdict, verify
 from routing.auth.models import ApiToken
 from routing.engine.sealer import Sealer
 from routing.types import Role
+from tests import keys
 from tests.harness import SMS, VOICE, Harness
 from tests.unlocked import audit_unlocked
 
@@ -346,6 +347,7 @@ def _verify_command(settings: Settings) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOS_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env["SOS_DATABASE_URL"] = settings.database_url
+    env.update(keys.ENV)  # a PostgreSQL deployment always has its data keys
     return subprocess.run(
         [sys.executable, "-m", "app", "audit", "verify"],
         env=env,
