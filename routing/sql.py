@@ -47,10 +47,6 @@ class Raw:
         result = await self._connection.exec_driver_sql(sql, args)
         return list(result.all()) if result.returns_rows else []
 
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        rows = await self.fetch(sql, *args)
-        return rows[0] if rows else None
-
     async def execute(self, sql: str, *args: Any) -> None:
         await self.fetch(sql, *args)
 

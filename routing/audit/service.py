@@ -10,11 +10,9 @@ masked.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.audit.models import AuditEvent
@@ -108,11 +106,3 @@ def row(
         "detail": _masked(detail)[:500],
         "data": _masked(data or {}),
     }
-
-
-async def list_for_report(session: AsyncSession, report_id: str) -> Sequence[AuditEvent]:
-    await session.flush()
-    rows = await session.scalars(
-        select(AuditEvent).where(AuditEvent.report_id == report_id).order_by(AuditEvent.id)
-    )
-    return rows.all()

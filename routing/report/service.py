@@ -23,7 +23,6 @@ from routing.audit.models import AuditEvent
 from routing.audit.service import EventType
 from routing.chain import planner
 from routing.chain import service as chain_service
-from routing.chain.planner import StepRef
 from routing.db import new_id
 from routing.errors import AlreadyAcknowledged, AlreadyResolved, NotFound, ValidationFailed
 from routing.inbound.models import SosCall
@@ -248,12 +247,6 @@ async def _join(
         case.received_at = received_at
         case.deadline_at = received_at + timedelta(seconds=sla_seconds)
         await _move_timer(session, case.id, "deadline", case.deadline_at + PROMISE_BROKEN_AFTER)
-
-
-def _set_timer(
-    session: AsyncSession, report: Report, kind: str, due_at: datetime, now: datetime
-) -> None:
-    session.add(escalation.new_timer(report, kind, StepRef(0, 0), due_at, now))
 
 
 async def _move_timer(
