@@ -78,7 +78,7 @@ async def _run_worker(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, container.engine.stop)
     try:
-        await container.start_engine()
+        await container.start(run_engine=True)
         await container.engine.run_forever()
     finally:
         await container.close()

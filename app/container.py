@@ -71,10 +71,12 @@ class Container:
     # The SMS and call pumping guard's configuration (SOS_PUMPING__*).
     pumping: Policy = field(default_factory=Policy)
 
-    async def start_engine(self) -> None:
-        """Before running the engine loop: listen for other processes' hints."""
+    async def start(self, *, run_engine: bool) -> None:
+        """Before serving: on PostgreSQL, announce new work to the other processes' engines (an
+        API process without an engine must, or workers only find it at their next poll), and
+        when this process runs an engine, listen for their hints too."""
         if self.wake is not None:
-            await self.wake.start()
+            await self.wake.start(listen=run_engine)
 
     @property
     def simulator(self) -> SimulatedPhones | None:

@@ -32,8 +32,8 @@ def _lifespan(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = None
+        await container.start(run_engine=run_engine)
         if run_engine:
-            await container.start_engine()
             task = asyncio.create_task(container.engine.run_forever())
         try:
             yield

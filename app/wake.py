@@ -1,11 +1,12 @@
 """Wake-up hints between processes on PostgreSQL: LISTEN/NOTIFY on one channel.
 
 When an API process commits new work (a report, an acknowledgement), its engine's `trigger()`
-announces it; a worker process listening on the channel wakes its engine at once instead of at
-its next poll (at most 1 s later). NOTIFYs are debounced to one per `debounce` seconds per process
-and sent outside any transaction, so they never serialise commits; a lost hint costs only the
-poll interval, because the rows, not the hints, are the truth. SQLite needs none of this: one
-process holds the engine and its `trigger()` is in memory.
+announces it, whether or not that process runs the engine loop itself (`serve --no-engine`); a
+worker process listening on the channel wakes its engine at once instead of at its next poll (at
+most 1 s later). NOTIFYs are debounced to one per `debounce` seconds per process and sent outside
+any transaction, so they never serialise commits; a lost hint costs only the poll interval,
+because the rows, not the hints, are the truth. SQLite needs none of this: one process holds the
+engine and its `trigger()` is in memory.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ class PostgresWake:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
-    async def start(self) -> None:
-        """Listen (reconnecting in the background if the database goes away) and announce."""
+    async def start(self, *, listen: bool = True) -> None:
+        """Announce this process's new work; with `listen` (a process that runs an engine), also
+        listen for the others', reconnecting in the background if the database goes away."""
         self.engine.announce = self.announce
-        self._task = asyncio.create_task(self._keep_listening())
+        if listen:
+            self._task = asyncio.create_task(self._keep_listening())
 
     def announce(self) -> None:
         if self._pending or self._stopping:

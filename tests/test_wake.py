@@ -60,3 +60,23 @@ async def test_a_burst_of_triggers_sends_one_notify(migrated: str) -> None:
     finally:
         await api_wake.stop()
         await listener.close()
+
+
+async def test_an_api_process_without_an_engine_still_wakes_the_workers(migrated: str) -> None:
+    """`serve --no-engine` (the production shape beside `worker` processes): new work it commits
+    must reach the workers at once, not at their next poll."""
+    from app.container import build
+    from app.main import create_app
+    from app.settings import Settings
+
+    listener = await asyncpg.connect(asyncpg_dsn(migrated))
+    heard = asyncio.Event()
+    await listener.add_listener(CHANNEL, lambda *_: heard.set())
+    container = build(Settings(database_url=migrated, seed_demo=False))
+    app = create_app(container, run_engine=False)
+    try:
+        async with app.router.lifespan_context(app):
+            container.engine.trigger()
+            await asyncio.wait_for(heard.wait(), 2)
+    finally:
+        await listener.close()
