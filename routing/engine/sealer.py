@@ -19,12 +19,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, case, exists, func, literal, null, or_, select
+from sqlalchemy import ColumnElement, ScalarSelect, case, exists, func, null, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from routing.audit.chain import GENESIS, link
 from routing.audit.models import AuditEvent, AuditSeal
-from routing.db import UTCDateTime
 from routing.engine.auditor import singleton
 from routing.engine.models import Heartbeat
 
@@ -58,15 +57,21 @@ class Sealer:
         self.next_at = NEVER
 
     def due(self) -> Sequence[ScalarSelect[Any]]:
-        """New events beyond the watermark (an index range), or the recheck of skipped ids."""
+        """Whether there are new events beyond the watermark (an index range), and when skipped
+        ids are rechecked."""
         new_events = exists().where(AuditEvent.id > _watermark())
-        not_before = literal(self.next_at, UTCDateTime())
         return [
-            select(case((new_events, not_before), else_=null())).scalar_subquery(),
-            select(case((Heartbeat.due_at > not_before, Heartbeat.due_at), else_=not_before))
-            .where(Heartbeat.name == NAME)
-            .scalar_subquery(),
+            select(case((new_events, 1), else_=null())).scalar_subquery(),
+            select(Heartbeat.due_at).where(Heartbeat.name == NAME).scalar_subquery(),
         ]
+
+    def next_due(self, values: Sequence[Any]) -> datetime | None:
+        """Due for new events or the recheck, but never before this process's next turn."""
+        new_events, recheck = values
+        due = [self.next_at] if new_events else []
+        if recheck is not None:
+            due.append(max(recheck, self.next_at))
+        return min(due, default=None)
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
         if now < self.next_at:
