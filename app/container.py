@@ -38,6 +38,7 @@ from routing.engine.dispatcher import Dispatcher
 from routing.engine.engine import Engine
 from routing.engine.escalator import Escalator
 from routing.engine.hangup import Hangup
+from routing.engine.lost_pages import LostPages
 from routing.engine.messenger import Messenger
 from routing.engine.reconciler import Reconciler
 from routing.engine.sealer import Sealer
@@ -293,6 +294,8 @@ def build(
                 limits=PagingLimits(**settings.paging.model_dump()),
                 crash_point=crash_point,
             ),
+            # Before the dispatcher in a tick: a page that was never sent goes out in the same one.
+            LostPages(),
             Messenger(registry, clock, pumping=pumping),
             Reconciler(
                 registry,

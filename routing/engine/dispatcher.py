@@ -8,7 +8,8 @@ pages to one person go out as one bundled message. Every text passes the content
 (`routing/guard.py`); what it removes is recorded on the reports, never sent.
 
 A page whose lease ran out while `sending` is never simply re-queued: its worker may have reached
-the provider before it died. It becomes `unknown` and goes to the reconciler.
+the provider before it died. It becomes `unknown` and goes to the reconciler
+(`routing/engine/lost_pages.py`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from providers.registry import ProviderRegistry, UnsupportedChannel
 from routing.audit import service as audit
 from routing.audit.service import EventType
 from routing.clock import Clock
-from routing.engine.claim import lost_sends
 from routing.engine.engine import observer
 from routing.guard import scrub
 from routing.page import bundle, links
@@ -91,15 +91,14 @@ class Dispatcher:
     def due(self) -> Sequence[ScalarSelect[Any]]:
         return [
             select(func.min(Page.due_at)).where(Page.state == "pending").scalar_subquery(),
-            select(func.min(Page.lease_until)).where(Page.state == "sending").scalar_subquery(),
             bundle.orphans_due(),
         ]
 
     async def run_once(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
-        expired = await self._expire_stale(db, now)
         async with db.begin() as session:
+            # Riders whose carrier went back to pending (or was canceled) join this claim again,
+            # so a bundle sent anew stays one message.
             released = await bundle.release_orphans(session, now=now)
-        async with db.begin() as session:
             looked_at, sends = await bundle.claim_due(
                 session,
                 now=now,
@@ -112,7 +111,7 @@ class Dispatcher:
             self.crash_point("after_claim")
             claimed = await self._dispatch(db, claimed, now)
             await asyncio.gather(*(self._send_and_record(db, c) for c in claimed))
-        return expired + released + looked_at
+        return released + looked_at
 
     @staticmethod
     async def _dispatch(
@@ -120,8 +119,8 @@ class Dispatcher:
     ) -> list[_Claimed]:
         """Mark the claimed pages as going to the provider now, in a commit of their own: if this
         worker dies before that commit, the pages were provably never sent and go out again
-        (`_expire_stale`); after it, their outcome is unknown until the provider says. Returns
-        the pages still this worker's to send."""
+        (`routing/engine/lost_pages.py`); after it, their outcome is unknown until the provider
+        says. Returns the pages still this worker's to send."""
         async with db.begin() as session:
             mine = set(
                 await session.scalars(
@@ -289,42 +288,3 @@ class Dispatcher:
                 now=now,
                 reconcile_at=now + self.reconcile_after,
             )
-
-    async def _expire_stale(self, db: async_sessionmaker[AsyncSession], now: datetime) -> int:
-        """Pages still `sending` past their lease: their worker died. One that never reached
-        its dispatch mark was never sent, and goes out again now; the others may have been sent,
-        and go to the reconciler."""
-        async with db.begin() as session:
-            stale = await lost_sends(session, Page, now=now, limit=self.batch)
-            dispatched = (
-                set(
-                    await session.scalars(
-                        select(Page.id).where(
-                            Page.id.in_([row.id for row in stale]), Page.dispatched_at.is_not(None)
-                        )
-                    )
-                )
-                if stale
-                else set()
-            )
-            for row in stale:
-                if row.id in dispatched:
-                    await page_service.record_unknown(
-                        session,
-                        page_id=row.id,
-                        fence=row.fence,
-                        detail="worker lost during send",
-                        now=now,
-                        reconcile_at=now,
-                    )
-                else:
-                    await page_service.record_unsent(
-                        session, page_id=row.id, fence=row.fence, now=now
-                    )
-        if stale:
-            log.warning(
-                "%d page(s) lost their sender (%d before the provider call: sent again)",
-                len(stale),
-                len(stale) - len(dispatched),
-            )
-        return len(stale)
