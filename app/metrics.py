@@ -4,7 +4,7 @@ Two sources, because several processes share one database:
 
 - **Facts about the data** are read from the database when scraped, so every process shows the
   same figures: scrape any one process for them, never sum them across processes. One scrape runs
-  three queries (cached for `cache_seconds`), bounded by open work and by `WINDOW`, not by the
+  five queries (cached for `cache_seconds`), bounded by open work and by `WINDOW`, not by the
   years of history a bank keeps:
   1. counters over all reports: received by channel and category, promise verdicts, met. A plain
      grouped count, the one full pass; `rate()` and `increase()` make any window of them;
@@ -14,7 +14,10 @@ Two sources, because several processes share one database:
   3. queue depths, each a count over a partial index on `state` (`ix_pages_due`,
      `ix_pages_unknown_due`, `ix_escalation_timers_due`, `ix_escalation_timers_lease`,
      `ix_outbound_messages_due`): with 100,000 open escalations that is 100,000 index entries,
-     never the done and canceled rows beside them.
+     never the done and canceled rows beside them;
+  4. the pumping breakers open now, by scope (`number`, `prefix`, `global`: never a number);
+  5. the escalation auditor's heartbeat row: its last beat (the age is taken at collection), and
+     what all its runs found and repaired, by kind (totals it keeps in that row).
   Figures needing time arithmetic per row (time to acceptance) stay inside the window: measured on
   300,000 reports, that arithmetic made a full pass three times slower than a plain count.
 - **Events in this process** (how late each timer fires, how late each page is dispatched, 5xx
@@ -49,8 +52,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routing.clock import Clock
+from routing.engine import auditor
 from routing.notify.models import OutboundMessage
 from routing.page.models import EscalationTimer, Page
+from routing.pumping import service as pumping
 from routing.report.models import Report
 
 log = logging.getLogger(__name__)
@@ -80,6 +85,8 @@ class Snapshot:
     ack_buckets: list[int] = field(default_factory=lambda: [0] * len(ACK_BUCKETS))
     pages: dict[tuple[str, str], int] = field(default_factory=dict)  # (channel, state)
     queues: dict[str, int] = field(default_factory=dict)
+    breakers: dict[str, int] = field(default_factory=dict)  # open now, by scope
+    auditor: auditor.Beat = field(default_factory=lambda: auditor.Beat(None, {}))
 
 
 def _seconds(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
@@ -145,6 +152,8 @@ async def read_snapshot(session: AsyncSession, *, now: datetime) -> Snapshot:
         )
     )
     snap.queues = dict(queues.one()._mapping)
+    snap.breakers = await pumping.open_by_scope(session, now)
+    snap.auditor = await auditor.read_beat(session)
     return snap
 
 
@@ -192,6 +201,39 @@ class DatabaseFigures(Collector):
         yield up
         if self.snapshot is not None:
             yield from self._families(self.snapshot)
+            yield from self._watchers(self.snapshot, self.clock.now())
+
+    @staticmethod
+    def _watchers(snap: Snapshot, now: datetime) -> Iterable[Metric]:
+        """What watches the service: the pumping breakers and the escalation auditor."""
+        breakers = GaugeMetricFamily(
+            "sos_pumping_breakers_open",
+            "Pumping breakers open now, by scope: customer texts and calls in that scope are "
+            "stopped (staff paging goes on)",
+            labels=["scope"],
+        )
+        for scope, count in sorted(snap.breakers.items()):
+            breakers.add_metric([scope], count)
+        yield breakers
+        beat = snap.auditor
+        yield GaugeMetricFamily(
+            "sos_auditor_heartbeat_age_seconds",
+            "Seconds since the escalation auditor last finished a run (+Inf: it never did)",
+            value=math.inf if beat.beat_at is None else (now - beat.beat_at).total_seconds(),
+        )
+        for name, what, counts in (
+            ("sos_auditor_found", "found", beat.found_total),
+            ("sos_auditor_repaired", "repaired", beat.repaired_total),
+        ):
+            family = CounterMetricFamily(
+                name,
+                f"Rows the escalation auditor {what}, by kind: lost escalations, stuck timers, "
+                "pages and texts (all its runs, every engine)",
+                labels=["kind"],
+            )
+            for kind, count in counts.items():
+                family.add_metric([kind], count)
+            yield family
 
     @staticmethod
     def _families(snap: Snapshot) -> Iterable[Metric]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -118,6 +119,52 @@ class StatusChecker(Protocol):
     """
 
     async def status(self, page_id: int, external_id: str | None) -> DeliveryUpdate | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SentQuery:
+    """A page the provider may have taken without our learning its id (the send timed out, or
+    its worker died before recording the answer): who it went to, and the earliest moment the
+    provider can have taken it."""
+
+    page_id: int
+    to: str
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SentRecord:
+    """One call or message the provider placed from our number to `SentQuery.to`."""
+
+    external_id: str
+    created_at: datetime | None  # when the provider took the request (None: it does not say)
+    body: str | None = None  # what a text said, where the provider still shows it
+
+
+@dataclass(frozen=True, slots=True)
+class SentList:
+    """What the provider placed to one number since a moment. `complete` is False when it holds
+    more than it answered with (a further page of results): a send missing from `records` may
+    then still exist."""
+
+    records: tuple[SentRecord, ...]
+    complete: bool
+
+
+@runtime_checkable
+class SentFinder(Protocol):
+    """Optional capability, used to reconcile a page whose id we never learned: list what the
+    provider placed from our number to `query.to` since `query.since`. Raises `ProviderError`
+    when it cannot tell.
+
+    `listed_within`: seconds after the provider took a send within which the list is sure to
+    show it (a text waiting in the provider's queue may show only once it leaves it); only
+    after that may a send missing from the list be taken as never made.
+    """
+
+    listed_within: float
+
+    async def sent_to(self, query: SentQuery) -> SentList: ...
 
 
 @runtime_checkable

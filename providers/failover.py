@@ -19,9 +19,9 @@ Rules that keep a page from being lost or doubled:
 - A temporary error means "not processed", so the same send goes straight to the other provider.
 - An unknown outcome is raised as it is: the page may exist, and the reconciler (which asks the
   provider that took it) decides, never a blind second send from here.
-- Status checks and cancels go to the provider that actually took the page (remembered per page
-  and per external id; after a restart, each provider is asked in turn). `SendResult.provider`,
-  and so `pages.provider`, names it too.
+- Status checks, look-ups of a page without an external id, and cancels go to the provider that
+  actually took the page (remembered per page and per external id; after a restart, each
+  provider is asked in turn). `SendResult.provider`, and so `pages.provider`, names it too.
 - Bridge calls for one room go to the provider hosting that room (`room_is_on`).
 
 State is per process, in memory, timed by the injected clock. Why not pybreaker, aiobreaker or
@@ -54,6 +54,10 @@ from providers.base import (
     RoomCall,
     RoomDialer,
     SendResult,
+    SentFinder,
+    SentList,
+    SentQuery,
+    SentRecord,
     StatusChecker,
     TemporaryProviderError,
     TextSender,
@@ -190,6 +194,8 @@ class FailoverSender:
         self._by_external: OrderedDict[str, MessageSender] = OrderedDict()
         self._rooms: OrderedDict[str, MessageSender] = OrderedDict()
         self._awaiting: dict[int, tuple[str, datetime]] = {}  # page id → (provider, receipt due)
+        finders = [p for p in self.providers if isinstance(p, SentFinder)]
+        self.listed_within = max((p.listed_within for p in finders), default=0.0)
 
     # --- sending ---------------------------------------------------------------------------------
 
@@ -303,6 +309,32 @@ class FailoverSender:
             raise problem
         return None
 
+    async def sent_to(self, query: SentQuery) -> SentList:
+        """Asks the provider that took the page (not known: each in turn, their answers put
+        together). The list is complete only when every provider asked answered completely: one
+        that cannot list its sends, or failed to, leaves the page possibly sent."""
+        known = self._by_page.get(query.page_id)
+        records: list[SentRecord] = []
+        complete, answered = True, False
+        problem: ProviderError = ProviderError(
+            "no provider can list its sends; waiting for the status webhook"
+        )
+        for provider in [known] if known else self.providers:
+            if not isinstance(provider, SentFinder):
+                complete = False
+                continue
+            try:
+                found = await provider.sent_to(query)
+            except ProviderError as exc:
+                problem, complete = exc, False
+                continue
+            answered = True
+            records += found.records
+            complete = complete and found.complete
+        if not answered:
+            raise problem
+        return SentList(tuple(records), complete)
+
     async def cancel(self, external_id: str) -> None:
         """Ends the call on the provider that placed it (not known: each in turn)."""
         known = self._by_external.get(external_id)
@@ -357,6 +389,7 @@ def _remember(memory: OrderedDict[K, V], key: K, value: V, limit: int) -> None:
 if TYPE_CHECKING:
     _check: type[MessageSender] = FailoverSender
     _check_status: type[StatusChecker] = FailoverSender
+    _check_finder: type[SentFinder] = FailoverSender
     _check_cancel: type[Canceller] = FailoverSender
     _check_rooms: type[RoomDialer] = FailoverSender
     _check_texts: type[TextSender] = FailoverSender

@@ -6,7 +6,8 @@ proxy all the same: it shows how many reports come in.
 - `/readyz`: the process can do its job now: the database answers within `DB_TIMEOUT`, the engine
   loop (where this process runs one) has ticked within `ENGINE_STALE_AFTER`, and voice and SMS
   each have a sender. A failure means send no traffic for now (503 with `Retry-After`), and the
-  body names the failed checks.
+  body names the failed checks. `checks.pumping` is information only, never a failure: open
+  pumping breakers stop customer texts and calls in their scope, while paging staff goes on.
 - `/metrics`: see `app/metrics.py`.
 """
 
@@ -27,6 +28,7 @@ from app.container import Container
 from app.deps import ContainerDep
 from providers.base import Channel
 from providers.registry import UnsupportedChannel
+from routing.pumping import service as pumping
 
 router = APIRouter(tags=["health"])
 
@@ -73,10 +75,12 @@ async def healthz() -> dict[str, str]:
     },
 )
 async def readyz(request: Request, container: ContainerDep) -> JSONResponse:
+    database = await _database(container)
     checks = {
-        "database": await _database(container),
+        "database": database,
         "engine": _engine(container, runs_engine=request.app.state.runs_engine),
         "providers": _providers(container),
+        "pumping": await _pumping(container, database_ok=database.ok),
     }
     failed = [name for name, check in checks.items() if not check.ok]
     body = {
@@ -111,6 +115,34 @@ async def _database(container: Container) -> Check:
         # The kind of error only: its text may carry the connection string.
         return Check(False, f"unreachable ({type(exc).__name__})")
     return Check(True, "answers")
+
+
+async def _pumping(container: Container, *, database_ok: bool) -> Check:
+    """The pumping breakers open now. Always ok: an open breaker stops customer texts and calls
+    in its scope, never paging, so this process can still do its job."""
+    unread: dict[str, Any] = {"breakers_open": None, "by_scope": {}}
+    if not database_ok:  # a database that failed its check is not waited for twice
+        return Check(True, "not read: the database does not answer", unread)
+
+    async def read() -> dict[str, int]:
+        async with container.db() as session:
+            return await pumping.open_by_scope(session, container.clock.now())
+
+    try:
+        by_scope = await asyncio.wait_for(read(), DB_TIMEOUT)
+    except Exception as exc:
+        return Check(True, f"not read ({type(exc).__name__})", unread)
+    total = sum(by_scope.values())
+    data = {"breakers_open": total, "by_scope": by_scope}
+    if not total:
+        return Check(True, "no breaker open", data)
+    scopes = ", ".join(scope for scope, count in by_scope.items() if count)
+    return Check(
+        True,
+        f"{total} breaker{'s' if total > 1 else ''} open ({scopes}): customer texts and calls "
+        "there are stopped; staff paging goes on",
+        data,
+    )
 
 
 def _engine(container: Container, *, runs_engine: bool) -> Check:

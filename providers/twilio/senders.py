@@ -2,14 +2,19 @@
 are not pages (a customer's receipt by SMS, a verification code by SMS or by a spoken call).
 
 Every callback URL carries our page id (or message id), so a status callback can always be matched
-to its row, even when the send itself timed out and we never learned the sid. Every text passes
-the content guard that `app/` hands in, as a last line of defence: the domain has screened it
-already and recorded what it removed.
+to its row, even when the send itself timed out and we never learned the sid. Without a sid the
+reconciler can also list what we placed to the staff member's number since shortly before the
+page went out (`sent_to`): calls by start time plus those still queued, messages by sent date;
+which of them is the page is the domain's decision. Every text passes the content guard that
+`app/` hands in, as a last line of defence: the domain has screened it already and recorded what
+it removed.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
 
 from providers.base import (
     Channel,
@@ -21,6 +26,9 @@ from providers.base import (
     ProviderError,
     RoomCall,
     SendResult,
+    SentList,
+    SentQuery,
+    SentRecord,
     screen,
 )
 from providers.twilio import twiml
@@ -40,9 +48,24 @@ def text_status_path(message_id: int) -> str:
     return f"/webhooks/twilio/message-status?message={message_id}"
 
 
+def _created_at(resource: dict[str, Any]) -> datetime | None:
+    """`date_created` (RFC 2822), or None when missing or unreadable."""
+    try:
+        return parsedate_to_datetime(str(resource["date_created"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _record(resource: dict[str, Any], *, body: bool) -> SentRecord:
+    text = resource.get("body") if body else None
+    return SentRecord(str(resource["sid"]), _created_at(resource), str(text) if text else None)
+
+
 class TwilioVoice:
     name = PROVIDER
     channels = frozenset({Channel.VOICE})
+    # A call waiting in Twilio's queue is asked for by its status: it shows at once.
+    listed_within = 0.0
 
     def __init__(self, client: TwilioClient, *, guard: ContentGuard | None = None) -> None:
         self.client = client
@@ -82,6 +105,15 @@ class TwilioVoice:
         state, detail = call_state(str(call.get("status", "")))
         return DeliveryUpdate(external_id, state or DeliveryState.SENT, detail)
 
+    async def sent_to(self, query: SentQuery) -> SentList:
+        """Calls to `query.to` still queued, then those dialled since `query.since` (in this
+        order, so a call leaving the queue between the two requests is in the second)."""
+        queued, all_queued = await self.client.list_calls(to=query.to, status="queued")
+        started, all_started = await self.client.list_calls(to=query.to, started_after=query.since)
+        calls = {str(c["sid"]): c for c in [*queued, *started]}
+        records = tuple(_record(c, body=False) for c in calls.values())
+        return SentList(records, complete=all_queued and all_started)
+
     async def cancel(self, external_id: str) -> None:
         await self.client.end_call(external_id)
 
@@ -105,6 +137,9 @@ class TwilioSms:
     def __init__(self, client: TwilioClient, *, guard: ContentGuard | None = None) -> None:
         self.client = client
         self.guard = guard
+        # Messages are listed by their sent date, which a message still in Twilio's queue does
+        # not have yet; one held there past its validity period fails, never sent.
+        self.listed_within = float(client.config.sms_validity_seconds)
 
     async def send(self, page: OutboundPage) -> SendResult:
         config = self.client.config
@@ -136,9 +171,22 @@ class TwilioSms:
         state, detail = message_state(str(message.get("status", "")), message.get("error_code"))
         return DeliveryUpdate(external_id, state or DeliveryState.SENT, detail)
 
+    async def sent_to(self, query: SentQuery) -> SentList:
+        """Messages to `query.to` sent since `query.since`, with their bodies (our accept link
+        tells our pages apart)."""
+        messages, complete = await self.client.list_messages(to=query.to, sent_after=query.since)
+        return SentList(tuple(_record(m, body=True) for m in messages), complete=complete)
+
 
 if TYPE_CHECKING:
-    from providers.base import Canceller, MessageSender, RoomDialer, StatusChecker, TextSender
+    from providers.base import (
+        Canceller,
+        MessageSender,
+        RoomDialer,
+        SentFinder,
+        StatusChecker,
+        TextSender,
+    )
 
     _voice: type[MessageSender] = TwilioVoice
     _voice_status: type[StatusChecker] = TwilioVoice
@@ -148,3 +196,5 @@ if TYPE_CHECKING:
     _sms_status: type[StatusChecker] = TwilioSms
     _voice_texts: type[TextSender] = TwilioVoice
     _sms_texts: type[TextSender] = TwilioSms
+    _voice_finder: type[SentFinder] = TwilioVoice
+    _sms_finder: type[SentFinder] = TwilioSms

@@ -66,10 +66,13 @@ REFERENCES_SHOWN = 10
 
 @dataclass(frozen=True, slots=True)
 class Beat:
-    """The auditor's last completed run, as `GET /heartbeat` shows it."""
+    """The auditor's last completed run, as `GET /heartbeat` shows it, and what all its runs
+    found and repaired, by kind (the counters `GET /metrics` shows)."""
 
     beat_at: datetime | None
     findings: dict[str, int]
+    found_total: dict[str, int] = field(default_factory=dict)
+    repaired_total: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -322,11 +325,20 @@ class Auditor:
         if fresh and self.operators:
             queued = await self._alert(session, now, findings, fresh)
             alerted.update({kind: now.isoformat() for kind in fresh})
+        totals = row.detail.get("totals", {})
         row.beat_at = now
         row.detail = {
             "findings": {kind: findings.found[kind] for kind in KINDS},
             "repaired": {kind: findings.repaired[kind] for kind in KINDS},
             "alerted_at": alerted,
+            # Every run's counts added up: they only grow (until the table is emptied), so a
+            # scraper can take `increase()` of them without missing a run between scrapes.
+            "totals": {
+                what: {
+                    kind: int(totals.get(what, {}).get(kind, 0)) + counts[kind] for kind in KINDS
+                }
+                for what, counts in (("found", findings.found), ("repaired", findings.repaired))
+            },
         }
         return queued
 
@@ -355,11 +367,17 @@ class Auditor:
 
 
 async def read_beat(session: AsyncSession) -> Beat:
-    """The auditor's last completed run (`beat_at` None: it never finished one)."""
+    """The auditor's last completed run (`beat_at` None: it never finished one), with the totals
+    of all its runs (every kind named, 0 when never found)."""
     row = await session.get(Heartbeat, NAME)
-    if row is None:
-        return Beat(None, {})
-    return Beat(row.beat_at, dict(row.detail.get("findings", {})))
+    detail = {} if row is None else row.detail
+    totals = detail.get("totals", {})
+    return Beat(
+        None if row is None else row.beat_at,
+        dict(detail.get("findings", {})),
+        found_total={kind: int(totals.get("found", {}).get(kind, 0)) for kind in KINDS},
+        repaired_total={kind: int(totals.get("repaired", {}).get(kind, 0)) for kind in KINDS},
+    )
 
 
 async def singleton(session: AsyncSession, key: int) -> bool:

@@ -11,6 +11,7 @@ closest to its deadline (`bundle.pages_to_accept`).
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,8 @@ from routing.errors import NotFound, RoutingError
 from routing.page.models import AckLink
 
 LINK_LIFETIME = timedelta(minutes=30)
+# An accept link in a text as the dispatcher writes it: `<public base>/ack/<token>`.
+IN_TEXT = re.compile(r"/ack/([A-Za-z0-9_-]{20,100})")
 
 
 class LinkExpired(RoutingError):
@@ -34,6 +37,11 @@ class LinkUsed(RoutingError):
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hashes_in(text: str) -> set[str]:
+    """The stored form (SHA-256) of every accept-link token in `text`, e.g. a sent SMS's body."""
+    return {_hash(token) for token in IN_TEXT.findall(text)}
 
 
 async def create(session: AsyncSession, *, page_id: int, now: datetime) -> str:

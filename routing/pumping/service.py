@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing.audit import service as audit
@@ -90,8 +90,7 @@ async def _velocity(session: AsyncSession, policy: Policy, to: str, now: datetim
     breaker = await session.scalar(
         select(SendBreaker)
         .where(
-            SendBreaker.closed_at.is_(None),
-            SendBreaker.open_until > now,
+            is_open(now),
             or_(*(and_(SendBreaker.scope == s, SendBreaker.key == k) for s, k in keys.items())),
         )
         .order_by(SendBreaker.id)
@@ -194,13 +193,26 @@ async def _forget(session: AsyncSession, scope: str, key: str) -> None:
 # --- what admins see and do ----------------------------------------------------------------------
 
 
+def is_open(now: datetime) -> ColumnElement[bool]:
+    """A breaker that stops sends at `now`: no admin closed it and its cool-down runs."""
+    return and_(SendBreaker.closed_at.is_(None), SendBreaker.open_until > now)
+
+
 async def open_breakers(session: AsyncSession, now: datetime) -> Sequence[SendBreaker]:
-    rows = await session.scalars(
-        select(SendBreaker)
-        .where(SendBreaker.closed_at.is_(None), SendBreaker.open_until > now)
-        .order_by(SendBreaker.id)
-    )
+    rows = await session.scalars(select(SendBreaker).where(is_open(now)).order_by(SendBreaker.id))
     return rows.all()
+
+
+async def open_by_scope(session: AsyncSession, now: datetime) -> dict[str, int]:
+    """How many breakers are open at `now`, by scope; every scope is named, 0 when none is open
+    (three values at most: it is safe as a metric label)."""
+    rows = await session.execute(
+        select(SendBreaker.scope, func.count()).where(is_open(now)).group_by(SendBreaker.scope)
+    )
+    counts = dict.fromkeys(SCOPES, 0)
+    for scope, count in rows:
+        counts[scope] = count
+    return counts
 
 
 async def recent_blocks(session: AsyncSession, *, limit: int = 100) -> Sequence[SendBlock]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import delete
 
 from app.api import health
 from app.container import Container, build
@@ -28,6 +29,7 @@ from providers.base import Channel
 from providers.fake import ScriptedSender
 from providers.registry import ProviderRegistry
 from routing.clock import FakeClock
+from routing.page.models import EscalationTimer
 from tests.harness import VOICE, Harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +89,12 @@ class TestReadyz:
         assert body["failed"] == []
         assert body["checks"]["database"]["ok"] is True
         assert body["checks"]["engine"] == {"ok": True, "detail": "this process runs no engine"}
+        assert body["checks"]["pumping"] == {
+            "ok": True,
+            "detail": "no breaker open",
+            "breakers_open": 0,
+            "by_scope": {"global": 0, "prefix": 0, "number": 0},
+        }
         assert body["checks"]["providers"]["channels"] == {
             "voice": "fake",
             "sms": "fake",
@@ -116,6 +124,12 @@ class TestReadyz:
         assert r.headers["retry-after"] == "5"
         assert r.json()["failed"] == ["database"]
         assert r.json()["checks"]["database"]["ok"] is False
+        assert r.json()["checks"]["pumping"] == {
+            "ok": True,  # information only, and not waited for on a database that failed
+            "detail": "not read: the database does not answer",
+            "breakers_open": None,
+            "by_scope": {},
+        }
 
     async def test_a_hung_database_fails_the_probe_within_its_timeout(
         self,
@@ -328,6 +342,45 @@ class TestMetrics:
             got = await scrape(client)
 
         assert got[at("sos_http_server_errors_total", status="500")] == 2
+
+    async def test_the_auditors_findings_and_heartbeat_age(self, h: Harness) -> None:
+        """The auditor finds a report whose timers are gone and repairs it: its counters say so
+        (kind by kind, and they keep counting across runs), and its beat ages between runs."""
+        h.container.metrics.database.cache_seconds = 0  # every scrape reads the database
+        never = await scrape(h.client)
+        await h.staff("Anna")
+        await h.chain(("voice", ["Anna"], 600))
+        report = await h.report()
+        await h.tick()
+        h.expect(("Anna", VOICE))
+        clean = await scrape(h.client)
+        async with h.container.db.begin() as session:
+            await session.execute(
+                delete(EscalationTimer).where(EscalationTimer.report_id == report["id"])
+            )
+
+        await h.advance(30)  # the auditor's next run finds it and restores its timers
+        h.clock.advance(12)
+        repaired = await scrape(h.client)
+        await h.advance(18)  # the next run, 30 s after the last, finds nothing more
+        later = await scrape(h.client)
+
+        age = "sos_auditor_heartbeat_age_seconds"
+        assert never[at(age)] == math.inf
+        assert clean[at(age)] == 0
+        assert repaired[at(age)] == 12
+        for kind in ("lost_escalations", "stuck_timers", "stuck_pages", "stuck_texts"):
+            assert never[at("sos_auditor_found_total", kind=kind)] == 0
+            assert clean[at("sos_auditor_found_total", kind=kind)] == 0
+        assert repaired[at("sos_auditor_found_total", kind="lost_escalations")] == 1
+        assert repaired[at("sos_auditor_repaired_total", kind="lost_escalations")] == 1
+        assert repaired[at("sos_auditor_found_total", kind="stuck_pages")] == 0
+        assert later[at("sos_auditor_found_total", kind="lost_escalations")] == 1, "a counter"
+        assert later[at(age)] == 0
+        # What the heartbeat shows is the last run only.
+        assert (await h.client.get("/heartbeat")).json()["auditor"]["findings"][
+            "lost_escalations"
+        ] == 0
 
     async def test_no_verdict_yet_gives_a_nan_ratio(self, client: httpx.AsyncClient) -> None:
         got = await scrape(client)

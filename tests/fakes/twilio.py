@@ -1,8 +1,12 @@
 """A stateful, in-process fake of Twilio and of the phones it rings (GoAlert's mocktwilio).
 
-REST side: `FakeTwilio.transport` serves the five requests of telephony.md §3.1. Every request is
-checked for Basic auth and against Twilio's official OpenAPI contract, plus the rules the contract
-states only in prose, formats or `x-twilio`; a violation answers 400 and fails `assert_clean()`.
+REST side: `FakeTwilio.transport` serves the five requests of telephony.md §3.1, and the lists of
+calls and messages the reconciler looks a page up in (filtered on `To`, `From`, `Status`,
+`DateSent>`/`<` and `StartTime>`/`<`, paged by `PageSize`; a message has a sent date once it is
+`sent`, a call a start time once it is dialled, as at Twilio). Every request is checked for Basic
+auth and against Twilio's official OpenAPI contract, plus the rules the contract states only in
+prose, formats or `x-twilio` (and no query parameter the contract does not name); a violation
+answers 400 and fails `assert_clean()`.
 
 Phone side: the test answers, presses keys, hangs up, delivers messages and sends inbound SMS. The
 fake posts form-encoded webhooks signed like Twilio (`X-Twilio-Signature`) into the app through
@@ -22,8 +26,8 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import cache
 from pathlib import Path
@@ -98,6 +102,11 @@ def form_schema(template: str, method: str) -> dict[str, Any]:
     return schema
 
 
+def query_parameters(template: str, method: str) -> set[str]:
+    operation = spec_document()["paths"][f"/2010-04-01/Accounts/{{AccountSid}}{template}"][method]
+    return {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+
+
 def conditional_groups(template: str) -> list[list[str]]:
     """`x-twilio.conditional` (snake_case names) as form names: at least one of each group."""
     path = spec_document()["paths"][f"/2010-04-01/Accounts/{{AccountSid}}{template}"]
@@ -168,6 +177,12 @@ def rfc2822(when: datetime | None) -> str | None:
     return format_datetime(when) if when else None
 
 
+def parse_moment(value: str) -> datetime:
+    """A list filter's moment: `YYYY-MM-DD` (midnight UTC) or an ISO date-time."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def text_of(element: ElementTree.Element) -> str:
     return "".join(element.itertext()).strip()
 
@@ -184,7 +199,7 @@ def is_absolute(url: str) -> bool:
 
 @dataclass
 class Fault:
-    kind: Literal["fail", "hang", "drop"]
+    kind: Literal["fail", "hang", "drop", "lose"]
     status: int = 0
     code: int = 0
     retry_after: int | None = None
@@ -196,7 +211,8 @@ class Route:
     pattern: re.Pattern[str]
     template: str  # the spec path under /2010-04-01/Accounts/{AccountSid}
     handler: Handler
-    resource: Resource | None  # faults apply to creates only
+    resource: Resource | None  # a create: `fail_next`, `hang_next`, ... apply to it
+    listed: Literal["Calls", "Messages"] | None = None  # a list: `fail_next_list` applies
 
 
 # --- what the fake created ---------------------------------------------------------------------
@@ -215,6 +231,7 @@ class Created:
         self.form = form
         self.taken = False
         self.duplicate = False  # post each status callback twice
+        self.callbacks_lost = False  # its status callbacks never reach us (the state still moves)
         self.created_at = fake.now()
 
     def param(self, name: str) -> str | None:
@@ -289,6 +306,7 @@ class FakeCall(Created):
         self.dialed: list[str] = []
         self.answered_by: str | None = None
         self.ended_by: Literal["phone", "twiml", "api"] | None = None
+        self.started_at: datetime | None = None  # dialled (Twilio's `start_time`)
         self.answered_at: datetime | None = None
         self.ended_at: datetime | None = None
         self._sequence = 0
@@ -300,6 +318,7 @@ class FakeCall(Created):
         """Post `initiated` and `ringing` (as requested); `answer()` does this when needed."""
         await self.fake.flush()
         self._require("queued")
+        self.started_at = self.fake.now()
         await self._progress("initiated", "initiated")
         self.status = "ringing"
         await self._progress("ringing", "ringing")
@@ -376,7 +395,7 @@ class FakeCall(Created):
             "from_formatted": self.from_,
             "phone_number_sid": None,
             "status": self.status,
-            "start_time": rfc2822(self.answered_at),
+            "start_time": rfc2822(self.started_at),
             "end_time": rfc2822(self.ended_at),
             "duration": str(self._duration()) if ended else None,
             "price": None,
@@ -444,7 +463,7 @@ class FakeCall(Created):
 
     async def _progress(self, event: str, status: str, extra: Mapping[str, str] = NO_EXTRA) -> None:
         url = self.param("StatusCallback")
-        if url is None or event not in self._events():
+        if url is None or event not in self._events() or self.callbacks_lost:
             return
         params = self._voice_params() | {
             "CallStatus": status,
@@ -463,6 +482,7 @@ class FakeCall(Created):
         if ring and self.status == "queued":
             await self.ring()
         elif self.status == "queued":
+            self.started_at = self.fake.now()
             await self._progress("initiated", "initiated")
         await self._end(status, "phone", extra)
         await self.fake.flush()
@@ -584,6 +604,7 @@ class FakeSms(Created):
         self.body = self.param("Body") or ""
         self.status = "queued" if from_ else "accepted"
         self.error_code: int | None = None
+        self.sent_at: datetime | None = None  # left Twilio's queue (its `date_sent`)
 
     async def deliver(self, *, out_of_order: bool = False) -> None:
         await self._walk(["delivered", "sent"] if out_of_order else ["sent", "delivered"])
@@ -619,7 +640,7 @@ class FakeSms(Created):
             "api_version": API_VERSION,
             "date_created": rfc2822(self.created_at),
             "date_updated": rfc2822(self.fake.now()),
-            "date_sent": None,
+            "date_sent": rfc2822(self.sent_at),
             "uri": uri + ".json",
             "subresource_uris": {"media": uri + "/Media.json"},
         }
@@ -630,7 +651,9 @@ class FakeSms(Created):
             raise AssertionError(f"{self!r} is already {self.status}")
         self.status = next((s for s in states if s != "sent"), states[-1])
         self.error_code = error_code
-        url = self.param("StatusCallback")
+        if self.status != "failed" and self.sent_at is None:  # `failed`: it never left
+            self.sent_at = self.fake.now()
+        url = None if self.callbacks_lost else self.param("StatusCallback")
         for state in states if url else []:
             params = {
                 "MessageSid": self.sid,
@@ -692,6 +715,19 @@ class FakeTwilio:
     def drop_next(self, resource: Resource) -> None:
         """Time out connecting: nothing is created."""
         self._faults.setdefault(resource, []).append(Fault("drop"))
+
+    def fail_next_list(
+        self, listed: Literal["Calls", "Messages"], status: int, code: int, *, times: int = 1
+    ) -> None:
+        """Answer the next `times` list requests of calls or messages with an error."""
+        self._faults.setdefault(f"{listed} list", []).extend(
+            Fault("fail", status, code) for _ in range(times)
+        )
+
+    def lose_next(self, resource: Resource) -> None:
+        """Time out reading the answer, though nothing is created: the request was sent but
+        never reached Twilio (the caller cannot tell this from `hang_next`)."""
+        self._faults.setdefault(resource, []).append(Fault("lose"))
 
     # --- test API: expecting ---------------------------------------------------------------------
 
@@ -860,11 +896,17 @@ class FakeTwilio:
         call, message = r"/Calls/(?P<sid>[^/]+)\.json", r"/Messages/(?P<sid>[^/]+)\.json"
         return [
             route("POST", r"/Calls\.json", "/Calls.json", self._create_call, "Calls"),
-            route("GET", r"/Calls\.json", "/Calls.json", self._list_calls, None),
+            replace(
+                route("GET", r"/Calls\.json", "/Calls.json", self._list_calls, None),
+                listed="Calls",
+            ),
             route("GET", call, "/Calls/{Sid}.json", self._fetch_call, None),
             route("POST", call, "/Calls/{Sid}.json", self._update_call, None),
             route("POST", r"/Messages\.json", "/Messages.json", self._create_message, "Messages"),
-            route("GET", r"/Messages\.json", "/Messages.json", self._list_messages, None),
+            replace(
+                route("GET", r"/Messages\.json", "/Messages.json", self._list_messages, None),
+                listed="Messages",
+            ),
             route("GET", message, "/Messages/{Sid}.json", self._fetch_message, None),
             route(
                 "POST",
@@ -910,9 +952,11 @@ class FakeTwilio:
         form: Form,
         spec_request: MockRequest,
     ) -> httpx.Response:
-        fault = self._next_fault(route.resource)
+        fault = self._next_fault(route.resource or (route.listed and f"{route.listed} list"))
         if fault is not None and fault.kind == "drop":
             raise httpx.ConnectTimeout("fake Twilio: connect timeout", request=request)
+        if fault is not None and fault.kind == "lose":
+            raise httpx.ReadTimeout("fake Twilio: read timeout, nothing created", request=request)
         if fault is not None and fault.kind == "fail":
             message = f"fake Twilio: injected error {fault.code}"
             return self._error(fault.status, fault.code, message, fault.retry_after)
@@ -923,8 +967,8 @@ class FakeTwilio:
             raise httpx.ReadTimeout("fake Twilio: read timeout", request=request)
         return httpx.Response(status, json=payload)
 
-    def _next_fault(self, resource: Resource | None) -> Fault | None:
-        queue = self._faults.get(resource or "", [])
+    def _next_fault(self, key: str | None) -> Fault | None:
+        queue = self._faults.get(key or "", [])
         return queue.pop(0) if queue else None
 
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
@@ -959,7 +1003,10 @@ class FakeTwilio:
     def _rule_problems(self, route: Route, form: Form) -> list[str]:
         """What the spec states only in prose, formats or `x-twilio`: checked here."""
         if route.method != "POST":
-            return []
+            named = query_parameters(route.template, route.method.lower())
+            return [
+                f"unknown query parameter {n} (Twilio ignores it)" for n in form if n not in named
+            ]
         properties = form_schema(route.template, "post").get("properties", {})
         problems = [
             f"unknown parameter {n} (Twilio ignores it)" for n in form if n not in properties
@@ -1029,28 +1076,53 @@ class FakeTwilio:
         return next((c for c in self.calls if c.sid == sid), None)
 
     def _list_calls(self, form: Form, _: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        """`GET Calls.json?To=…&Status=…`: how a caller who lost the create answer reconciles."""
-        return 200, self._page("calls", [c.resource() for c in self.calls], form)
+        """`GET Calls.json?To=…&From=…&StartTime>=…` (or `Status=queued`): how a caller who lost
+        the create answer finds the call. Outbound calls only (as `From` our number asks)."""
+        calls = [(c.resource(), c.started_at) for c in self.calls if c.kind != "inbound"]
+        return self._page("calls", calls, form, "StartTime")
 
     def _list_messages(self, form: Form, _: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        return 200, self._page("messages", [m.resource() for m in self.messages], form)
+        """`GET Messages.json?To=…&From=…&DateSent>=…`: a message still queued has no sent date,
+        so a date filter leaves it out, as at Twilio."""
+        messages = [(m.resource(), m.sent_at) for m in self.messages]
+        return self._page("messages", messages, form, "DateSent")
 
-    def _page(self, key: str, resources: list[dict[str, Any]], form: Form) -> dict[str, Any]:
-        """Newest first, one page, filtered on To, From and Status (other filters: ignored)."""
+    def _page(
+        self,
+        key: str,
+        resources: list[tuple[dict[str, Any], datetime | None]],
+        form: Form,
+        dated: str,
+    ) -> tuple[int, dict[str, Any]]:
+        """Newest first, filtered on To, From, Status and the date (`dated` with `>` or `<`:
+        on or after, before), one page of `PageSize` (50)."""
         wanted = {
             name.lower(): value for name in ("To", "From", "Status") if (value := first(form, name))
         }
-        found = [r for r in reversed(resources) if all(r[k] == v for k, v in wanted.items())]
+        bounds = {op: first(form, dated + op) for op in (">", "<")}
+        try:
+            after, before = (None if v is None else parse_moment(v) for v in bounds.values())
+        except ValueError as exc:
+            return 400, error_body(400, 20001, f"Invalid date value: {exc}")
+        found = [
+            resource
+            for resource, at in reversed(resources)
+            if all(resource[k] == v for k, v in wanted.items())
+            and (after is None or (at is not None and at >= after))
+            and (before is None or (at is not None and at < before))
+        ]
+        size = int(first(form, "PageSize") or 50)
         uri = f"/2010-04-01/Accounts/{self.account_sid}/{key.capitalize()}.json"
-        return {
-            key: found,
+        more = f"{uri}?PageSize={size}&Page=1&PageToken=PAfake" if len(found) > size else None
+        return 200, {
+            key: found[:size],
             "page": 0,
-            "page_size": 50,
+            "page_size": size,
             "start": 0,
-            "end": max(len(found) - 1, 0),
+            "end": max(min(len(found), size) - 1, 0),
             "uri": uri,
             "first_page_uri": uri,
-            "next_page_uri": None,
+            "next_page_uri": more,
             "previous_page_uri": None,
         }
 

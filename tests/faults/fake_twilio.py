@@ -1,9 +1,11 @@
 """A fake Twilio REST API on a loopback port, for real `sos-router` processes.
 
 It takes what the Twilio adapter sends (`POST …/Messages.json`, `POST …/Calls.json`, ending a
-call, and `GET` of one message or call for the reconciler), in Twilio's shape, and records every
-send with the page id (or customer-text id) read from its StatusCallback URL, and the account
-SID it came in on (the suite gives every process its own, so a send names its process).
+call, and for the reconciler `GET` of one message or call, or of the list of them to a number:
+`To`, `From`, `Status`, `DateSent>` / `StartTime>`), in Twilio's shape, and records every send
+with the page id (or customer-text id) read from its StatusCallback URL, and the account SID it
+came in on (the suite gives every process its own, so a send names its process). A message
+counts as sent, and a call as dialled, the moment it arrives.
 
 It is the oracle for "no page sent twice": processes may crash at any point, but every request
 that reached it is in `sends`. Faults on demand: `delay` every answer, `hang` (hold every answer
@@ -40,6 +42,7 @@ class Send:
     sid: str
     kind: str  # "sms" or "call"
     to: str
+    from_: str
     body: str
     account: str
     page_id: int | None  # a page to staff
@@ -131,6 +134,7 @@ class FakeTwilio:
                 sid=("SM" if kind == "sms" else "CA") + secrets.token_hex(16),
                 kind=kind,
                 to=form.get("To", ""),
+                from_=form.get("From", ""),
                 body=form.get("Body", ""),
                 account=account,
                 page_id=int(page["id"]) if page else None,
@@ -160,6 +164,8 @@ class FakeTwilio:
             return self._create(account, "sms", form)
         if method == "POST" and rest == "Calls.json":
             return self._create(account, "call", form)
+        if method == "GET" and rest in ("Messages.json", "Calls.json"):
+            return self._list("sms" if rest == "Messages.json" else "call", form)
         sid = re.fullmatch(r"(?:Messages|Calls)/(?P<sid>\w+)\.json", rest)
         found = self._find(sid["sid"]) if sid else None
         if found is None:
@@ -168,16 +174,38 @@ class FakeTwilio:
             return 200, _resource(found, form.get("Status", "completed"))
         return 200, _resource(found, "sent" if found.kind == "sms" else "ringing")
 
+    def _list(self, kind: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Sends of `kind`, newest first, filtered on `To`, `From`, `Status` and the sent
+        (started) date; all on one page. Of every account: the suite's per-process accounts
+        stand for the one Twilio account a deployment has (a fetch by sid ignores them too)."""
+        dated = form.get("DateSent>" if kind == "sms" else "StartTime>")
+        after = datetime.fromisoformat(dated) if dated else None
+        status = "sent" if kind == "sms" else "ringing"
+        found = [
+            _resource(s, status)
+            for s in reversed(self.snapshot())
+            if s.kind == kind
+            and s.to == form.get("To", s.to)
+            and s.from_ == form.get("From", s.from_)
+            and form.get("Status", status) == status
+            and (after is None or s.at >= after)
+        ]
+        key = "messages" if kind == "sms" else "calls"
+        return 200, {key: found, "page": 0, "page_size": 50, "next_page_uri": None}
+
 
 def _resource(send: Send, status: str) -> dict[str, Any]:
     kind = "Messages" if send.kind == "sms" else "Calls"
+    at = send.at.strftime("%a, %d %b %Y %H:%M:%S +0000")
     return {
         "sid": send.sid,
         "account_sid": send.account,
         "to": send.to,
+        "from": send.from_,
         "status": status,
         "body": send.body,
-        "date_created": send.at.strftime("%a, %d %b %Y %H:%M:%S +0000"),
+        "date_created": at,
+        "date_sent" if kind == "Messages" else "start_time": at,
         "uri": f"/2010-04-01/Accounts/{send.account}/{kind}/{send.sid}.json",
     }
 
@@ -189,10 +217,9 @@ def _handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
-            form = dict(parse_qsl(body, keep_blank_values=True))
-            status, payload = fake.answer(
-                method, self.path, form, self.headers.get("Authorization", "")
-            )
+            path, _, query = self.path.partition("?")
+            form = dict(parse_qsl(body or query, keep_blank_values=True))
+            status, payload = fake.answer(method, path, form, self.headers.get("Authorization", ""))
             fake._answer_when_released()
             data = json.dumps(payload).encode()
             self.send_response(status)

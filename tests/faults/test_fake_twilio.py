@@ -5,6 +5,7 @@ or the crash scenarios would prove nothing."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from providers.base import (
     OutboundPage,
     OutcomeUnknownError,
     PermanentProviderError,
+    SentQuery,
     TemporaryProviderError,
 )
 from providers.twilio.client import TwilioClient, new_http_client
@@ -74,6 +76,41 @@ async def test_sends_are_recorded_under_their_page_and_process_and_can_be_looked
     assert found.state == DeliveryState.SENT
     assert await TwilioVoice(client).status(8, call.external_id) is not None
     assert await TwilioSms(client).status(7, "SM" + "0" * 32) is None
+
+
+async def test_sends_without_their_sid_are_found_by_number_and_time(
+    fake: FakeTwilio, client: TwilioClient
+) -> None:
+    """What the reconciler asks when a process died before recording a sid: another process
+    (each has its own account here, standing for one real account) finds what went to a number
+    since a moment."""
+    before = datetime.now(UTC) - timedelta(seconds=60)
+    config = TwilioConfig(
+        account_sid=account_sid("serve-1"),
+        auth_token=TOKEN,
+        from_number=client.config.from_number,
+        public_base_url="http://sos.test",
+        api_base=fake.url,
+    )
+    async with new_http_client(config, timeout=httpx.Timeout(1.0)) as http:
+        victim = TwilioClient(config, http)
+        sms = await TwilioSms(victim).send(page(7))
+        call = await TwilioVoice(victim).send(page(8, Channel.VOICE))
+    anna = SentQuery(page_id=7, to="+31611111111", since=before)
+
+    texts = await TwilioSms(client).sent_to(anna)
+    calls = await TwilioVoice(client).sent_to(anna)
+    later = SentQuery(page_id=7, to="+31611111111", since=datetime.now(UTC) + timedelta(hours=1))
+    other = SentQuery(page_id=7, to="+31622222222", since=before)
+
+    assert [(r.external_id, r.body) for r in texts.records] == [(sms.external_id, "Fraude SOS-1")]
+    assert texts.complete
+    assert [r.external_id for r in calls.records] == [call.external_id]
+    [record] = calls.records
+    assert record.created_at is not None
+    assert before <= record.created_at <= datetime.now(UTC)
+    assert (await TwilioSms(client).sent_to(later)).records == ()
+    assert (await TwilioVoice(client).sent_to(other)).records == ()
 
 
 async def test_scripted_failures_are_what_twilio_answers(

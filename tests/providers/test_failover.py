@@ -17,8 +17,12 @@ from providers.base import (
     OutboundText,
     OutcomeUnknownError,
     PermanentProviderError,
+    ProviderError,
     RoomCall,
     SendResult,
+    SentList,
+    SentQuery,
+    SentRecord,
     TemporaryProviderError,
 )
 from providers.failover import BreakerPolicy, FailoverSender
@@ -76,6 +80,22 @@ class Stub:
     async def call_into_room(self, call: RoomCall) -> SendResult:
         self.rooms.append(call.room)
         return SendResult(self.name, f"{self.name}-room-{call.call_id}")
+
+
+@dataclass
+class Lister(Stub):
+    """A provider that can also list what it placed to a number (`SentFinder`)."""
+
+    listed_within: float = 0.0
+    listed: list[SentRecord] = field(default_factory=list)
+    complete: bool = True
+    broken: bool = False
+
+    async def sent_to(self, query: SentQuery) -> SentList:
+        del query
+        if self.broken:
+            raise OutcomeUnknownError(f"{self.name}: 500")
+        return SentList(tuple(self.listed), self.complete)
 
 
 @dataclass
@@ -273,6 +293,49 @@ async def test_an_unknown_outcome_is_reconciled_with_the_provider_that_was_tried
     await pair.failing_pages(OutcomeUnknownError, 1)
     pair.vonage.known["stray"] = DeliveryUpdate("stray", DeliveryState.SENT)
     assert await pair.failover.status(1, None) is None  # Twilio's answer, not Vonage's
+
+
+async def test_a_page_without_an_id_is_looked_up_where_it_was_tried(pair: Pair) -> None:
+    twilio = Lister("twilio", listed=[SentRecord("CA1", None)], listed_within=300)
+    vonage = Lister("vonage", listed=[SentRecord("stray", None)], listed_within=60)
+    failover = FailoverSender(twilio, vonage, clock=pair.clock, policy=POLICY)
+    twilio.script.append(OutcomeUnknownError("timeout"))
+    with pytest.raises(OutcomeUnknownError):
+        await failover.send(
+            OutboundPage(1, Channel.VOICE, ANNA, "Anna", "nl", "K7Q4M2", "fraud", "SOS")
+        )
+    query = SentQuery(1, ANNA, pair.clock.now())
+
+    found = await failover.sent_to(query)
+
+    assert [r.external_id for r in found.records] == ["CA1"]  # Twilio's answer, not Vonage's
+    assert found.complete
+    assert failover.listed_within == 300  # the slowest to list
+
+    twilio.broken = True
+    with pytest.raises(ProviderError, match="500"):
+        await failover.sent_to(query)
+
+
+async def test_after_a_restart_every_provider_lists_and_one_that_cannot_leaves_it_open(
+    pair: Pair,
+) -> None:
+    twilio = Lister("twilio", listed=[SentRecord("CA1", None)])
+    both = FailoverSender(
+        twilio, Lister("vonage", listed=[SentRecord("V1", None)]), clock=pair.clock
+    )
+    query = SentQuery(9, ANNA, pair.clock.now())
+
+    found = await both.sent_to(query)
+    assert ([r.external_id for r in found.records], found.complete) == (["CA1", "V1"], True)
+
+    # Vonage cannot list (`pair.vonage` is no `SentFinder`): never "absent", still "found".
+    half = FailoverSender(twilio, pair.vonage, clock=pair.clock)
+    found = await half.sent_to(query)
+    assert ([r.external_id for r in found.records], found.complete) == (["CA1"], False)
+    twilio.broken = True
+    with pytest.raises(ProviderError, match="500"):
+        await half.sent_to(query)
 
 
 async def test_bridge_calls_join_the_room_where_it_lives(pair: Pair) -> None:

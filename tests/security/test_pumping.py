@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from app.settings import OperatorsSettings, PagingSettings, PumpingSettings, Settings
@@ -62,6 +63,30 @@ async def accepted_by_anna(t: Twilio, phone: str, *, paged: bool = False) -> dic
 async def blocks(t: Twilio, report: dict[str, Any]) -> list[dict[str, Any]]:
     seen = await t.h.get(str(report["id"]))
     return [e for e in seen["timeline"] if e["type"] == "send_blocked"]
+
+
+async def open_in_metrics(t: Twilio) -> dict[str, float]:
+    """`sos_pumping_breakers_open` of a scrape of `/metrics`, by scope."""
+    r = await t.h.client.get("/metrics")
+    assert r.status_code == 200, r.text
+    assert "+3168765" not in r.text  # a scope, never a number
+    return {
+        s.labels["scope"]: s.value
+        for family in text_string_to_metric_families(r.text)
+        if family.name == "sos_pumping_breakers_open"
+        for s in family.samples
+    }
+
+
+async def pumping_check(t: Twilio) -> dict[str, Any]:
+    """`checks.pumping` of `/readyz`, which open breakers never fail."""
+    r = await t.h.client.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["failed"] == []
+    assert "+3168765" not in r.text
+    check: dict[str, Any] = r.json()["checks"]["pumping"]
+    assert check["ok"] is True
+    return check
 
 
 async def admin_blocks(t: Twilio) -> dict[str, Any]:
@@ -166,19 +191,26 @@ async def test_sequential_numbers_trip_the_prefix_breaker(tw: Twilio) -> None:
     await tw.fake.expect_sms(to="+31612349999")
 
 
-async def test_one_number_texted_too_often_trips_its_breaker(tw: Twilio) -> None:
-    report = await tw.h.report(callback_phone="+31687654321")
+async def trip_the_number_breaker(t: Twilio) -> dict[str, Any]:
+    """A customer asks for a callback again and again: each confirmation SMS counts against
+    their number, and the one past the limit opens its breaker. Returns the report."""
+    report = await t.h.report(callback_phone="+31687654321")
     path = f"/v1/reports/{report['id']}/callback"
     for n in range(PER_NUMBER + 1):
-        at = (tw.h.clock.now() + timedelta(hours=1 + n)).isoformat()
-        r = await tw.h.client.post(path, json={"at": at}, headers=tw.h.app)
+        at = (t.h.clock.now() + timedelta(hours=1 + n)).isoformat()
+        r = await t.h.client.post(path, json={"at": at}, headers=t.h.app)
         assert r.status_code == 200, r.text
-        await tw.h.tick()
+        await t.h.tick()
         if n < PER_NUMBER:
-            await tw.fake.expect_sms(to="+31687654321")  # "we will call you at ..."
+            await t.fake.expect_sms(to="+31687654321")  # "we will call you at ..."
+    assert "one customer number" in (await t.fake.expect_sms(to=OPERATORS)).body
+    return report
+
+
+async def test_one_number_texted_too_often_trips_its_breaker(tw: Twilio) -> None:
+    report = await trip_the_number_breaker(tw)
 
     assert [b["data"]["reason"] for b in await blocks(tw, report)] == ["number_breaker"]
-    assert "one customer number" in (await tw.fake.expect_sms(to=OPERATORS)).body
 
 
 async def test_the_global_breaker_stops_customer_texts_but_never_staff_paging(
@@ -212,6 +244,46 @@ async def test_the_global_breaker_stops_customer_texts_but_never_staff_paging(
     assert (await tw.h.ack(str(waiting["id"]), "Anna")).status_code == 200
     await tw.h.tick()
     await tw.fake.expect_sms(to=customers[PER_ALL + 1])
+
+
+async def test_open_breakers_show_in_readyz_and_metrics_and_never_fail_readiness(
+    tw: Twilio,
+) -> None:
+    tw.h.container.metrics.database.cache_seconds = 0  # every scrape reads the database
+    closed = {"global": 0, "prefix": 0, "number": 0}
+    assert await open_in_metrics(tw) == closed
+    assert (await pumping_check(tw))["breakers_open"] == 0
+
+    await trip_the_number_breaker(tw)
+
+    tripped = await pumping_check(tw)  # customer texts stop; paging staff does not
+    assert tripped["breakers_open"] == 1
+    assert tripped["by_scope"] == {**closed, "number": 1}
+    assert "staff paging goes on" in tripped["detail"]
+    assert await open_in_metrics(tw) == {**closed, "number": 1}
+
+    [breaker] = (await admin_blocks(tw))["breakers"]
+    r = await tw.h.client.post(
+        f"/v1/admin/blocks/breakers/{breaker['id']}/reset", headers=tw.h.admin
+    )
+    assert r.status_code == 200, r.text
+
+    reset = await pumping_check(tw)
+    assert (reset["breakers_open"], reset["detail"]) == (0, "no breaker open")
+    assert await open_in_metrics(tw) == closed
+
+
+async def test_a_breaker_leaves_readyz_and_metrics_when_its_cooldown_ends(tw: Twilio) -> None:
+    tw.h.container.metrics.database.cache_seconds = 0
+    await trip_the_number_breaker(tw)
+    tw.h.clock.advance(COOLDOWN - 1)
+    assert (await pumping_check(tw))["breakers_open"] == 1
+    assert (await open_in_metrics(tw))["number"] == 1
+
+    tw.h.clock.advance(1)
+
+    assert (await pumping_check(tw))["breakers_open"] == 0
+    assert (await open_in_metrics(tw))["number"] == 0
 
 
 async def test_only_admins_see_and_reset_blocks(tw: Twilio) -> None:
