@@ -14,16 +14,17 @@ free of any metrics library; `app/metrics.py` implements the protocol.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Dialect, ScalarSelect, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from routing.clock import Clock
 
@@ -146,8 +147,7 @@ class Engine:
 
     async def _due_by_module(self) -> list[datetime | None]:
         """When each module is due, from the index-backed minimums it declares."""
-        async with self.db() as session:
-            connection = await session.connection()
+        async with self._reading() as connection:
             query = self._due_query(connection.dialect)
             row = (await connection.exec_driver_sql(query.sql)).one()
         values = [
@@ -162,6 +162,19 @@ class Engine:
             else:
                 due.append(min((v for v in mine if v is not None), default=None))
         return due
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for the due check: on PostgreSQL in autocommit, sparing a session
+        transaction's BEGIN and ROLLBACK round trips on every check; on SQLite a session's, as its
+        transactions begin with BEGIN IMMEDIATE (app/db.py)."""
+        bind = self.db.kw.get("bind")
+        if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+            async with bind.connect() as connection:
+                yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            async with self.db() as session:
+                yield await session.connection()
 
     def _due_query(self, dialect: Dialect) -> _DueQuery:
         query = self._due_queries.get(dialect.name)
