@@ -191,7 +191,11 @@ class LimitsSettings(BaseModel):
     a balancer a client gets up to N times as much. 0 turns a rate limit off.
 
     The client address is the socket peer; only when that peer is one of `trusted_proxies`
-    (addresses or networks) is it taken from `X-Forwarded-For`."""
+    (addresses or networks) is it taken from `X-Forwarded-For`.
+
+    A request not answered within `request_timeout_seconds` (a slow database: each statement
+    may take up to SOS_DATABASE__STATEMENT_TIMEOUT_SECONDS) is cut off and answered 503 with
+    `Retry-After` (`app/deadline.py`)."""
 
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_webhook_body_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)
@@ -203,6 +207,7 @@ class LimitsSettings(BaseModel):
     trusted_proxies: list[str] = []
     # How many clients each limit remembers at most (memory stays bounded under a flood).
     max_clients: int = Field(100_000, ge=100)
+    request_timeout_seconds: float = Field(10, gt=0, le=600)
 
     @field_validator("exempt_addresses", "trusted_proxies")
     @classmethod
