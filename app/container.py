@@ -263,7 +263,9 @@ def build(
     vonage_http: httpx.AsyncClient | None = None,
 ) -> Container:
     keys.install(settings)  # before any model reads or writes personal data
-    db_engine = create_engine(settings.database_url)
+    db_engine = create_engine(
+        settings.database_url, statement_timeout=settings.database.statement_timeout_seconds
+    )
     db = create_sessionmaker(db_engine)
     clock = clock or SystemClock()
     senders = (

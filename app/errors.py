@@ -1,8 +1,8 @@
 """Every error a client can cause becomes `{"error": {"code", "message", "field"}}` with a 4xx.
 
 The one table from domain errors to HTTP lives here. A database that cannot be reached (down,
-restarting, shutting down, out of connections) is a 503 with `Retry-After`, so clients retry
-instead of giving up; only a bug is a 500.
+restarting, shutting down, out of connections, or not answering a statement in time) is a 503
+with `Retry-After`, so clients retry instead of giving up; only a bug is a 500.
 
 An error never echoes what the client sent: validation errors name the field and the rule, never
 the `input` (pydantic's own error dicts carry it; they are not passed on), a field path part that
@@ -179,7 +179,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     # Only "cannot reach the database" is worth a retry; a data or integrity error is a bug.
-    for db_error in (OperationalError, InterfaceError, PoolTimeout, ConnectionError, OSError):
+    # TimeoutError: a statement the database did not answer in time (app/db.py closed its
+    # connection), or a connection that could not be opened in time.
+    db_errors = (OperationalError, InterfaceError, PoolTimeout, TimeoutError, ConnectionError)
+    for db_error in (*db_errors, OSError):
         app.add_exception_handler(db_error, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

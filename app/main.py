@@ -17,6 +17,7 @@ from app import errors, limits
 from app.api import api_router, health
 from app.api.webhooks import slack as slack_webhooks
 from app.container import Container
+from app.deadline import RequestDeadline
 from app.metrics import CountServerErrors
 from app.web import ack, console, docs, report
 from app.web.pages import STATIC, SecurityHeaders
@@ -60,6 +61,8 @@ def create_app(container: Container, *, run_engine: bool = True) -> FastAPI:
     app.state.container = container
     # `/readyz` checks that the engine ticks only where it runs.
     app.state.runs_engine = run_engine
+    # Innermost: its 503 is counted and gets the security headers like any other answer.
+    app.add_middleware(RequestDeadline, seconds=container.settings.limits.request_timeout_seconds)
     app.add_middleware(CountServerErrors, counter=container.metrics.server_errors)
     app.add_middleware(SecurityHeaders)
     limits.install(app, container)

@@ -122,6 +122,18 @@ class EngineSettings(BaseModel):
         return self
 
 
+class DatabaseSettings(BaseModel):
+    """How long the service waits on the database (the URL is `SOS_DATABASE_URL`). A statement,
+    commit or rollback on PostgreSQL without an answer within `statement_timeout_seconds` fails
+    as a lost connection would: the connection is closed, never handed out again, and the work
+    fails (503 with `Retry-After` in the API; the engine tries again on its next pass). A slow or
+    silent network then costs seconds, never a hung request or engine loop. Measured on the
+    client, so it holds when the network, not the server, is what hangs. The service's own
+    statements take milliseconds; command-line tools (migrations, key rotation) have no limit."""
+
+    statement_timeout_seconds: float = Field(5, gt=0, le=3600)
+
+
 class OperatorsSettings(BaseModel):
     """Who hears about it when the auditor finds stuck or lost escalations: an SMS to `phone`,
     a chat message to `chat_id` (a Slack user or channel id), or both. With neither, the auditor
@@ -179,7 +191,11 @@ class LimitsSettings(BaseModel):
     a balancer a client gets up to N times as much. 0 turns a rate limit off.
 
     The client address is the socket peer; only when that peer is one of `trusted_proxies`
-    (addresses or networks) is it taken from `X-Forwarded-For`."""
+    (addresses or networks) is it taken from `X-Forwarded-For`.
+
+    A request not answered within `request_timeout_seconds` (a slow database: each statement
+    may take up to SOS_DATABASE__STATEMENT_TIMEOUT_SECONDS) is cut off and answered 503 with
+    `Retry-After` (`app/deadline.py`)."""
 
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_webhook_body_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)
@@ -191,6 +207,7 @@ class LimitsSettings(BaseModel):
     trusted_proxies: list[str] = []
     # How many clients each limit remembers at most (memory stays bounded under a flood).
     max_clients: int = Field(100_000, ge=100)
+    request_timeout_seconds: float = Field(10, gt=0, le=600)
 
     @field_validator("exempt_addresses", "trusted_proxies")
     @classmethod
@@ -297,6 +314,7 @@ class Settings(BaseSettings):
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     paging: PagingSettings = Field(default_factory=PagingSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     operators: OperatorsSettings = Field(default_factory=OperatorsSettings)
     auditor: AuditorSettings = Field(default_factory=AuditorSettings)

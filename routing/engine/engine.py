@@ -202,7 +202,12 @@ class Engine:
         its own task, so a slow one (the dispatcher waiting on a provider) never holds up another
         (the escalator firing the next steps). Modules already coordinate through claims, as the
         engines of several processes do. The loop sleeps until the next due row (at most
-        `max_sleep`), a wake-up, or a module finishing."""
+        `max_sleep`), a wake-up, or a module finishing.
+
+        Nothing here cancels a module: the session factory must bound every statement (the
+        service's does), so a slow or silent database fails the check or the module's pass in
+        time (its transaction rolls back), the loop tries again, and picks up by itself once the
+        database answers."""
         log.info("engine running: %s", ", ".join(m.name for m in self.modules))
         _observer.set(self.observer)  # the modules' tasks inherit it
         running: dict[str, asyncio.Task[int]] = {}

@@ -231,6 +231,7 @@ class Processes:
         self.workdir = workdir
         self.env = dict(env or {})
         self.started: list[Proc] = []
+        self._serving = False  # a `serve` was started (it took the public URL)
         # Twilio calls back (and signs for) one public URL: the first `serve` started.
         self.public_port = free_port()
 
@@ -257,17 +258,26 @@ class Processes:
             **extra,
         }
 
-    def start_serve(self, name: str, *, port: int | None = None, **extra: str) -> Proc:
-        """Start `sos-router serve` (API and engine); the first one answers on the public URL
-        (unless given another `port`)."""
+    def start_serve(
+        self, name: str, *, port: int | None = None, engine: bool = True, **extra: str
+    ) -> Proc:
+        """Start `sos-router serve` (API and engine; without `engine`, the API alone); the first
+        one answers on the public URL (unless given another `port`)."""
         if port is None:
-            port = free_port() if any(p.url for p in self.started) else self.public_port
+            port = free_port() if self._serving else self.public_port
+        self._serving = True
         url = f"http://127.0.0.1:{port}"
-        return self._start(name, ["serve", "--port", str(port)], extra, url=url)
+        args = ["serve", "--port", str(port)] + ([] if engine else ["--no-engine"])
+        return self._start(name, args, extra, url=url)
 
-    def start_worker(self, name: str, **extra: str) -> Proc:
-        """Start `sos-router worker` (the engine alone)."""
-        return self._start(name, ["worker"], extra)
+    def start_worker(self, name: str, *, monitor: bool = False, **extra: str) -> Proc:
+        """Start `sos-router worker` (the engine alone); with `monitor`, it also serves
+        `/healthz` and `/readyz` (`--metrics-port`) at its `url`."""
+        if not monitor:
+            return self._start(name, ["worker"], extra)
+        port = free_port()
+        args = ["worker", "--metrics-port", str(port)]
+        return self._start(name, args, extra, url=f"http://127.0.0.1:{port}")
 
     def ready(self, *procs: Proc, within: float = 60) -> None:
         """Wait until each `serve` answers `/healthz` and each worker's engine loop runs (they
