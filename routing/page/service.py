@@ -14,12 +14,10 @@ from sqlalchemy.orm import aliased
 
 from providers.base import Channel, DeliveryState, DeliveryUpdate, SendResult
 from routing.audit import service as audit
-from routing.audit.models import AuditEvent
 from routing.audit.service import EventType
 from routing.chain.planner import StepRef
 from routing.page.models import EscalationTimer, Page
 from routing.report.models import Report
-from routing.sql import Raw
 from routing.staff import service as staff_service
 from routing.staff.models import Staff
 
@@ -135,29 +133,15 @@ def _page_event(
 
 
 def _data(page: Page, staff: Staff) -> dict[str, object]:
-    return _event_data(
-        page.id, page.channel, page.step_no, page.attempt_no, page.bundle_id, staff.id, staff.name
-    )
-
-
-def _event_data(
-    page_id: int,
-    channel: str,
-    step_no: int,
-    attempt_no: int,
-    bundle_id: int | None,
-    staff_id: str,
-    staff_name: str,
-) -> dict[str, object]:
     data: dict[str, object] = {
-        "page_id": page_id,
-        "channel": channel,
-        "step": step_no,
-        "attempt": attempt_no,
-        "staff": {"id": staff_id, "name": staff_name},
+        "page_id": page.id,
+        "channel": page.channel,
+        "step": page.step_no,
+        "attempt": page.attempt_no,
+        "staff": {"id": staff.id, "name": staff.name},
     }
-    if bundle_id is not None:
-        data["bundle_id"] = bundle_id
+    if page.bundle_id is not None:
+        data["bundle_id"] = page.bundle_id
     return data
 
 
@@ -182,13 +166,6 @@ async def _fenced(
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
-_SENT = (
-    "UPDATE pages SET state = 'sent', provider = $1, external_id = $2, sent_at = $3,"
-    " lease_until = NULL WHERE id = $4 AND fence = $5 AND state = $6"
-    " RETURNING report_id, channel, step_no, attempt_no, is_late, bundle_id, staff_id"
-)
-
-
 async def record_sent(
     session: AsyncSession,
     *,
@@ -199,33 +176,18 @@ async def record_sent(
     from_state: str = "sending",
 ) -> None:
     """The provider took the page. When it carried a bundle, every page riding along was sent in
-    the same message: each gets the same state and external id, and its own timeline event.
-
-    One page per report is the common case, recorded in plain SQL (`routing/sql.py`): the update
-    and its event. A bundle, a call or a send that already failed take the ORM path below."""
-    raw = await Raw.of(session)
-    rows = await raw.fetch(
-        _SENT, result.provider, result.external_id, now, page_id, fence, from_state
-    )
-    if not rows:
-        return  # no longer this claim's to record
-    report_id, channel, step_no, attempt_no, is_late, bundle_id, staff_id = rows[0]
-    if bundle_id != page_id and channel != Channel.VOICE and result.state == DeliveryState.SENT:
-        ((name,),) = await raw.fetch("SELECT name FROM staff WHERE id = $1", staff_id)
-        data = _event_data(page_id, channel, step_no, attempt_no, bundle_id, staff_id, name)
-        late = " (late)" if is_late else ""
-        await raw.insert(
-            AuditEvent,
-            [
-                audit.row(
-                    at=now,
-                    type=EventType.PAGE_SENT,
-                    report_id=report_id,
-                    detail=f"{describe(channel, name)} sent{late}",
-                    data=data,
-                )
-            ],
-        )
+    the same message: each gets the same state and external id, and its own timeline event."""
+    if not await _fenced(
+        session,
+        page_id,
+        fence,
+        from_state,
+        state="sent",
+        provider=result.provider,
+        external_id=result.external_id,
+        sent_at=now,
+        lease_until=None,
+    ):
         return
     page, staff = await _load(session, page_id)
     riders: list[Page] = []
