@@ -33,8 +33,8 @@ from app.web.texts import CONSOLE_TEXTS, pick
 from routing import readiness
 from routing.auth import service as auth_service
 from routing.auth.service import Principal
-from routing.bridge import service as bridge
 from routing.errors import RoutingError, TooManyRequests, ValidationFailed
+from routing.inbound import service as inbound
 from routing.notify import service as notify
 from routing.page.messages import staff_language
 from routing.phone import mask_phone
@@ -225,15 +225,11 @@ async def _act(
         try:
             staff_id = me.principal.staff_id
             if action == "ack":
-                report = await report_service.acknowledge(
-                    session, report_id=report_id, staff_id=staff_id, now=now, how="console"
+                staff = await session.get(Staff, staff_id)
+                assert staff is not None
+                await inbound.accept_report(
+                    session, report_id=report_id, staff=staff, now=now, how="console"
                 )
-                if report.acknowledged_at == now:  # accepted just now: connect them by voice
-                    staff = await session.get(Staff, staff_id)
-                    assert staff is not None
-                    await bridge.connect(
-                        session, report=report, staff=staff, acceptor_on_call=False, now=now
-                    )
             else:
                 await report_service.resolve(
                     session, report_id=report_id, staff_id=staff_id, now=now

@@ -86,6 +86,20 @@ async def accept_page(
     return Acceptance(report, True, staff.name, language)
 
 
+async def accept_report(
+    session: AsyncSession, *, report_id: str, staff: Staff, now: datetime, how: str
+) -> Report:
+    """`staff` accepts the report directly (the app, the console, a chat button of a colleague
+    not paged): as on a page, the one who wins it is called into the room with the customer.
+    Raises `AlreadyAcknowledged` when someone else holds it."""
+    report = await report_service.acknowledge(
+        session, report_id=report_id, staff_id=staff.id, now=now, how=how
+    )
+    if report.acknowledged_at == now:  # this call won it (not a repeat by the same person)
+        await bridge.connect(session, report=report, staff=staff, acceptor_on_call=False, now=now)
+    return report
+
+
 async def accept_first(
     session: AsyncSession, *, page_ids: Sequence[int], now: datetime, via: str
 ) -> Acceptance:

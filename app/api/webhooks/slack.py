@@ -32,7 +32,6 @@ from providers.registry import UnsupportedChannel
 from providers.slack import signature, webhooks
 from providers.slack.sender import SlackChat
 from providers.slack.webhooks import AcceptClick
-from routing.bridge import service as bridge
 from routing.errors import AlreadyAcknowledged
 from routing.inbound import service as inbound
 from routing.notify import service as notify
@@ -154,13 +153,11 @@ async def accept_as(
         result = await inbound.accept_page(session, page_id=page.id, now=now, via=VIA)
         return result.report, result.holder_name
     try:
-        report = await report_service.acknowledge(
-            session, report_id=page.report_id, staff_id=staff.id, now=now, how=VIA
+        report = await inbound.accept_report(
+            session, report_id=page.report_id, staff=staff, now=now, how=VIA
         )
     except AlreadyAcknowledged as taken:
         return await report_service.get(session, page.report_id), taken.holder_name
-    if report.acknowledged_at == now:  # this click won it (not a repeat by the same person)
-        await bridge.connect(session, report=report, staff=staff, acceptor_on_call=False, now=now)
     return report, staff.name
 
 
